@@ -1,0 +1,33 @@
+# campaign: PGXS build of the extension, plus the two quick-start commands.
+#
+#   make demo   install what is missing, build, run the end-to-end demo
+#   make test   install what is missing, build, install, run pg_regress + TAP
+
+MODULE_big = campaign
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+EXTENSION = campaign
+DATA = $(wildcard campaign--*.sql)
+PG_CPPFLAGS = -I$(srcdir)/src $(shell xml2-config --cflags)
+SHLIB_LINK = $(shell xml2-config --libs)
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress --temp-config=$(srcdir)/test/campaign.conf
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+EXTRA_CLEAN = tmp_check_regress tmp_check results regression.diffs regression.out log
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
+include $(PGXS)
+endif
+
+.PHONY: demo test deps
+deps:
+	bash scripts/install-deps.sh
+
+demo: deps
+	bash scripts/demo.sh
+
+test: deps
+	bash scripts/test.sh
