@@ -1,0 +1,120 @@
+/*-------------------------------------------------------------------------
+ *
+ * campaign.h
+ *	  Declarations shared by the files of the campaign extension.
+ *
+ * The extension is split one file per concern:
+ *	  campaign.c  _PG_init and the GUCs
+ *	  xmldoc.c    safe libxml2 parsing shared by schemas and records
+ *	  schema.c    campaign.register_schema(): srcSchema parsing, the registry
+ *	              tables and the staging table DDL
+ *	  registry.c  per-backend cache of registered staging schemas, read from
+ *	              the registry and invalidated through the relcache
+ *	  record.c    one XML record -> the values of one staging row
+ *	  ingest.c    xtk_ingest() / xtk_ingest_ext(): staging writes through
+ *	              the executor's multi-insert path
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAMPAIGN_H
+#define CAMPAIGN_H
+
+#include "postgres.h"
+
+#include "access/attnum.h"
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "utils/xml.h"
+
+#include <libxml/tree.h>
+
+/* Longest Campaign name (schema, attribute) we accept: a PostgreSQL name. */
+#define CAMPAIGN_NAME_MAX (NAMEDATALEN - 1)
+
+/* Values quoted in error messages are cut to this many bytes. */
+#define CAMPAIGN_QUOTE_MAX 40
+
+/*
+ * Internal members of every staging table, in column order.  Attribute
+ * names beginning with '_' are refused at registration, so these never clash
+ * with the attributes of a schema.
+ */
+#define STG_COL_SEQ			"_stg_seq"
+#define STG_COL_UUID		"_uuid"
+#define STG_COL_OPERATION	"_operation"
+#define STG_COL_KEY			"_key"
+#define STG_COL_CARRIED		"_carried"
+#define STG_COL_LASTMOD		"_lastmodified"
+#define STG_COL_ERROR		"_stg_error"
+
+/* The operations a staged change can carry (values of _operation). */
+typedef enum StagedOperation
+{
+	STG_OP_INSERT,
+	STG_OP_INSERT_OR_UPDATE,
+	STG_OP_UPDATE,
+	STG_OP_DELETE
+} StagedOperation;
+
+extern const char *const staged_operation_names[];
+
+/* One attribute of a registered schema, resolved against the staging table. */
+typedef struct CampaignAttribute
+{
+	char	   *name;			/* Campaign attribute name (XML) */
+	char	   *sqlname;		/* column of the staging table */
+	char	   *type;			/* Campaign type name (string, long, ...) */
+	int			length;			/* string length, 0 when not a string */
+	bool		required;
+	bool		not_null;
+	char	   *default_value;	/* NULL when the schema gives none */
+	AttrNumber	attnum;			/* column in the staging table */
+	Oid			typid;
+	FmgrInfo	infunc;			/* the type's input function */
+	Oid			typioparam;
+	int32		typmod;
+} CampaignAttribute;
+
+/* A registered staged schema, as the ingest functions need it. */
+typedef struct StagingSchema
+{
+	char		xtkschema[2 * NAMEDATALEN + 8]; /* "dem:sampleTableStg" */
+	char	   *namespace;
+	char	   *name;			/* base name, "sampleTable" */
+	char	   *element;		/* element name of a record, "sampleTableStg" */
+	bool		staged;			/* false: registered without autoStg */
+	Oid			relid;			/* staging table, when staged */
+	Oid			seqid;			/* sequence behind _stg_seq */
+	int			natts;
+	CampaignAttribute *atts;
+	AttrNumber	att_seq,
+				att_uuid,
+				att_operation,
+				att_key,
+				att_carried,
+				att_lastmod;
+	bool		valid;			/* cleared by relcache invalidation */
+} StagingSchema;
+
+/* campaign.c */
+extern char *campaign_database;
+extern char *campaign_cloud_server;
+
+/* xmldoc.c */
+extern xmlDocPtr campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data,
+									int len, const char *what);
+extern char *campaign_xml_attr(xmlAttrPtr attr);
+extern char *campaign_xml_text(xmlNodePtr node);
+extern char *campaign_shorten(const char *value);
+extern bool campaign_valid_name(const char *name);
+extern void campaign_check_name(const char *name, const char *what);
+
+/* registry.c */
+extern StagingSchema *staging_schema_lookup(const char *xtkschema);
+extern CampaignAttribute *staging_schema_attribute(StagingSchema *schema,
+												   const char *name);
+
+/* schema.c */
+extern char *campaign_sql_table(const char *name, const char *sqltable);
+
+#endif							/* CAMPAIGN_H */

@@ -1,0 +1,353 @@
+/*-------------------------------------------------------------------------
+ *
+ * ingest.c
+ *	  xtk_ingest() and xtk_ingest_ext(): Campaign's xtk.session.Ingest and
+ *	  IngestExt, writing into the local staging tables.
+ *
+ * A document is one record (<sampleTableStg xtkschema="dem:sampleTableStg"
+ * .../>) or a collection (<sampleTableStg-collection xtkschema=...> holding
+ * records).  The whole document is parsed and each record converted before
+ * rows are written in chunks through table_multi_insert() and the index
+ * insertion COPY FROM uses, so a collection costs close to COPY of the same
+ * rows.  A single record takes the same path with a chunk of one.
+ *
+ * All or nothing: any error aborts the statement's (sub)transaction, which
+ * undoes the rows already written.
+ *
+ * The staging tables are written directly, without the caller's rights on
+ * them: the right to call these functions (campaign_ingest) is what is
+ * checked.  The registry is read through registry.c's cache.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "campaign.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "commands/sequence.h"
+#include "executor/executor.h"
+#include "nodes/parsenodes.h"
+#include "record.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+PG_FUNCTION_INFO_V1(xtk_ingest);
+PG_FUNCTION_INFO_V1(xtk_ingest_ext);
+
+/* Rows written per table_multi_insert() call, as COPY FROM does. */
+#define INGEST_CHUNK 1000
+
+#define COLLECTION_SUFFIX "-collection"
+
+/* The open staging table and what writing into it needs. */
+typedef struct StagingWriter
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	BulkInsertState bistate;
+	CommandId	cid;
+	TupleTableSlot *slots[INGEST_CHUNK];
+	int			nslots;
+	MemoryContext chunk_cxt;	/* values of the rows not yet written */
+} StagingWriter;
+
+static void
+writer_open(StagingWriter *w, StagingSchema *schema, bool bulk)
+{
+	RangeTblEntry *rte;
+	int			i;
+
+	w->rel = table_open(schema->relid, RowExclusiveLock);
+	if (w->rel->rd_rel->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("staging table \"%s\" is not a table",
+						RelationGetRelationName(w->rel))));
+
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = schema->relid;
+	rte->relkind = RELKIND_RELATION;
+	rte->rellockmode = RowExclusiveLock;
+	w->estate = CreateExecutorState();
+	ExecInitRangeTable(w->estate, list_make1(rte));
+	w->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(w->rri, w->rel, 1, NULL, 0);
+	ExecOpenIndices(w->rri, false);
+	w->bistate = bulk ? GetBulkInsertState() : NULL;
+	w->cid = GetCurrentCommandId(true);
+	for (i = 0; i < INGEST_CHUNK; i++)
+		w->slots[i] = NULL;
+	w->nslots = 0;
+	w->chunk_cxt = AllocSetContextCreate(CurrentMemoryContext,
+										 "campaign ingest chunk",
+										 ALLOCSET_DEFAULT_SIZES);
+}
+
+/* Write the rows held in the slots, then their index entries. */
+static void
+writer_flush(StagingWriter *w)
+{
+	int			i;
+
+	if (w->nslots == 0)
+		return;
+	table_multi_insert(w->rel, w->slots, w->nslots, w->cid, 0, w->bistate);
+	for (i = 0; i < w->nslots; i++)
+	{
+		List	   *conflicts;
+
+		conflicts = ExecInsertIndexTuples(w->rri, w->slots[i], w->estate,
+										  false, false, NULL, NIL);
+		list_free(conflicts);
+		ExecClearTuple(w->slots[i]);
+	}
+	w->nslots = 0;
+	MemoryContextReset(w->chunk_cxt);
+}
+
+/* The next free slot, its values and nulls reset. */
+static TupleTableSlot *
+writer_next_slot(StagingWriter *w)
+{
+	TupleTableSlot *slot;
+
+	if (w->nslots == INGEST_CHUNK)
+		writer_flush(w);
+	slot = w->slots[w->nslots];
+	if (slot == NULL)
+		slot = w->slots[w->nslots] =
+			MakeSingleTupleTableSlot(RelationGetDescr(w->rel),
+									 &TTSOpsVirtual);
+	ExecClearTuple(slot);
+	memset(slot->tts_isnull, true, sizeof(bool) * slot->tts_tupleDescriptor->natts);
+	return slot;
+}
+
+static void
+writer_close(StagingWriter *w)
+{
+	int			i;
+
+	writer_flush(w);
+	for (i = 0; i < INGEST_CHUNK && w->slots[i]; i++)
+		ExecDropSingleTupleTableSlot(w->slots[i]);
+	if (w->bistate)
+		FreeBulkInsertState(w->bistate);
+	ExecCloseIndices(w->rri);
+	FreeExecutorState(w->estate);
+	table_close(w->rel, NoLock);
+	MemoryContextDelete(w->chunk_cxt);
+}
+
+/* A version 4 UUID from 16 random bytes (as gen_random_uuid does). */
+static Datum
+random_uuid(const unsigned char *bytes)
+{
+	pg_uuid_t  *uuid = palloc(UUID_LEN);
+
+	memcpy(uuid->data, bytes, UUID_LEN);
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;
+	return UUIDPGetDatum(uuid);
+}
+
+static bool
+is_blank_text(xmlNodePtr node)
+{
+	const char *p;
+
+	if (node->type == XML_COMMENT_NODE || node->type == XML_PI_NODE)
+		return true;
+	if (node->type != XML_TEXT_NODE)
+		return false;
+	for (p = (const char *) node->content; *p; p++)
+		if (!(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+			return false;
+	return true;
+}
+
+static char *
+root_attribute(xmlNodePtr root, const char *name)
+{
+	xmlAttrPtr	attr = xmlHasProp(root, (const xmlChar *) name);
+
+	return (attr && attr->ns == NULL) ? campaign_xml_attr(attr) : NULL;
+}
+
+/*
+ * Stage every record of the parsed document.  Returns the UUIDs generated
+ * for records without a reconciliation key, comma-separated, in document
+ * order.
+ */
+static text *
+ingest_records(xmlDocPtr doc, bool ext)
+{
+	xmlNodePtr	root = xmlDocGetRootElement(doc);
+	const char *rootname = (const char *) root->name;
+	size_t		rootlen = strlen(rootname);
+	size_t		suffixlen = strlen(COLLECTION_SUFFIX);
+	bool		collection;
+	char	   *xtkschema;
+	StagingSchema *schema;
+	RecordBuilder builder;
+	StagingWriter writer;
+	StringInfoData uuids;
+	xmlNodePtr	rec;
+	int			recno = 0;
+	Datum		lastmod = TimestampTzGetDatum(GetCurrentTimestamp());
+	unsigned char *random = NULL;
+	int			nrandom = 0;
+	int			nrecords = 0;
+
+	collection = rootlen > suffixlen &&
+		strcmp(rootname + rootlen - suffixlen, COLLECTION_SUFFIX) == 0;
+	xtkschema = root_attribute(root, "xtkschema");
+	if (xtkschema == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("document <%s> has no xtkschema attribute",
+						campaign_shorten(rootname)),
+				 errhint("Name the staging schema, e.g. xtkschema=\"dem:sampleTableStg\".")));
+	schema = staging_schema_lookup(xtkschema);
+
+	record_builder_init(&builder, schema, ext);
+	builder.collection = collection;
+	if (collection)
+	{
+		if (rootlen - suffixlen != strlen(schema->element) ||
+			strncmp(rootname, schema->element, rootlen - suffixlen) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("element <%s> does not match xtkschema \"%s\"",
+							campaign_shorten(rootname), schema->xtkschema),
+					 errhint("A collection of schema \"%s\" is a <%s%s> element.",
+							 schema->xtkschema, schema->element,
+							 COLLECTION_SUFFIX)));
+		builder.default_key = root_attribute(root, "_key");
+		builder.default_operation = root_attribute(root, "_operation");
+		for (rec = root->children; rec; rec = rec->next)
+			nrecords += (rec->type == XML_ELEMENT_NODE);
+	}
+	else
+		nrecords = 1;
+
+	initStringInfo(&uuids);
+	writer_open(&writer, schema, nrecords > 1);
+	record_builder_enter(&builder);
+
+	for (rec = collection ? root->children : root; rec;
+		 rec = collection ? rec->next : NULL)
+	{
+		TupleTableSlot *slot;
+		MemoryContext old;
+		bool		keyed;
+
+		if (rec->type != XML_ELEMENT_NODE)
+		{
+			if (!is_blank_text(rec))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_XML_CONTENT),
+						 errmsg("collection <%s> must contain only records",
+								rootname)));
+			continue;
+		}
+		recno++;
+		if (nrandom == 0)
+		{
+			nrandom = Min(INGEST_CHUNK, nrecords - recno + 1);
+			random = MemoryContextAlloc(builder.cxt, UUID_LEN * INGEST_CHUNK);
+			if (!pg_strong_random(random, UUID_LEN * nrandom))
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not generate random values")));
+		}
+
+		slot = writer_next_slot(&writer);
+		old = MemoryContextSwitchTo(writer.chunk_cxt);
+		keyed = record_build(&builder, rec, recno, slot->tts_values,
+							 slot->tts_isnull);
+		slot->tts_values[schema->att_uuid - 1] =
+			random_uuid(random + UUID_LEN * --nrandom);
+		slot->tts_isnull[schema->att_uuid - 1] = false;
+		slot->tts_values[schema->att_seq - 1] =
+			Int64GetDatum(nextval_internal(schema->seqid, false));
+		slot->tts_isnull[schema->att_seq - 1] = false;
+		slot->tts_values[schema->att_lastmod - 1] = lastmod;
+		slot->tts_isnull[schema->att_lastmod - 1] = false;
+		MemoryContextSwitchTo(old);
+		ExecStoreVirtualTuple(slot);
+		writer.nslots++;
+
+		if (!keyed)
+		{
+			char	   *uuid = DatumGetCString(DirectFunctionCall1(uuid_out,
+																   slot->tts_values[schema->att_uuid - 1]));
+
+			if (uuids.len > 0)
+				appendStringInfoChar(&uuids, ',');
+			appendStringInfoString(&uuids, uuid);
+			pfree(uuid);
+		}
+	}
+	record_builder_leave(&builder);
+	writer_close(&writer);
+
+	return cstring_to_text_with_len(uuids.data, uuids.len);
+}
+
+/* Parse the document argument, stage it, free libxml2's memory. */
+static text *
+ingest_document(text *doc_text, bool ext)
+{
+	PgXmlErrorContext *xcxt = pg_xml_init(PG_XML_STRICTNESS_ALL);
+	xmlDocPtr	volatile doc = NULL;
+	text	   *result = NULL;
+
+	PG_TRY();
+	{
+		doc = campaign_parse_xml(xcxt, VARDATA_ANY(doc_text),
+								 VARSIZE_ANY_EXHDR(doc_text), "ingest document");
+		result = ingest_records(doc, ext);
+	}
+	PG_CATCH();
+	{
+		if (doc)
+			xmlFreeDoc(doc);
+		pg_xml_done(xcxt, true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	xmlFreeDoc(doc);
+	pg_xml_done(xcxt, false);
+	return result;
+}
+
+/*
+ * xtk_ingest(doc text | xml) returns text
+ *		Insert the record(s); return the generated UUIDs ('' when every
+ *		record has a reconciliation key).
+ */
+Datum
+xtk_ingest(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(ingest_document(PG_GETARG_TEXT_PP(0), false));
+}
+
+/*
+ * xtk_ingest_ext(doc text | xml) returns void
+ *		Insert, update or delete the record(s) by reconciliation key.
+ */
+Datum
+xtk_ingest_ext(PG_FUNCTION_ARGS)
+{
+	ingest_document(PG_GETARG_TEXT_PP(0), true);
+	PG_RETURN_VOID();
+}
