@@ -7,7 +7,7 @@
 set -euo pipefail
 
 PG_BINDIR=/usr/lib/postgresql/15/bin
-PKGS=(postgresql-15 postgresql-server-dev-15 libxml2-dev libipc-run-perl
+PKGS=(postgresql-15 postgresql-server-dev-15 libpq-dev libxml2-dev libipc-run-perl
       make gcc pkg-config)
 # postgresql-contrib-15 is a virtual package in Debian 12 (provided by
 # postgresql-15); check for what we need from it, postgres_fdw, instead.

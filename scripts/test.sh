@@ -22,10 +22,12 @@ else
     SUDO=(sudo)
 fi
 
-echo "=== build"
-make PG_CONFIG="$PG_CONFIG"
-echo "=== install"
-"${SUDO[@]}" make install PG_CONFIG="$PG_CONFIG"
+echo "=== build and install"
+if ! make PG_CONFIG="$PG_CONFIG" || ! "${SUDO[@]}" make install PG_CONFIG="$PG_CONFIG"; then
+    echo "test.sh: build or install failed"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
 
 WORK=$(mktemp -d /tmp/campaign-test.XXXXXX)
 tar -C "$ROOT" --exclude=./.git --exclude=./tmp_check --exclude=./tmp_check_regress \
