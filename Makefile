@@ -3,12 +3,14 @@
 #   make demo   install what is missing, build, run the end-to-end demo
 #   make test   install what is missing, build, install, run pg_regress + TAP
 
+PG_CONFIG ?= pg_config
+
 MODULE_big = campaign
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 EXTENSION = campaign
 DATA = $(wildcard campaign--*.sql)
-PG_CPPFLAGS = -I$(srcdir)/src $(shell xml2-config --cflags)
-SHLIB_LINK = $(shell xml2-config --libs)
+PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) $(shell xml2-config --cflags)
+SHLIB_LINK = $(shell xml2-config --libs) -lpq
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress --temp-config=$(srcdir)/test/campaign.conf
@@ -16,11 +18,13 @@ TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 EXTRA_CLEAN = tmp_check_regress tmp_check results regression.diffs regression.out log
 
-PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)
 endif
+
+# PGXS tracks no header dependencies: every object depends on every header.
+$(OBJS): $(wildcard src/*.h)
 
 .PHONY: demo test deps
 deps:

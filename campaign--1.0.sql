@@ -32,8 +32,15 @@ CREATE TABLE schemas (
     autouuid        boolean NOT NULL DEFAULT false,
     source          xml NOT NULL,
     registered_at   timestamptz NOT NULL DEFAULT now(),
+    deployed_at     timestamptz,
+    mode            text NOT NULL DEFAULT 'continuous'
+                    CHECK (mode IN ('continuous', 'scheduled', 'stopped')),
+    every           interval CHECK (every > interval '0'),
+    last_run_at     timestamptz,
+    last_replicated_at timestamptz,
     replicated_upto bigint NOT NULL DEFAULT 0,
-    PRIMARY KEY (namespace, name)
+    PRIMARY KEY (namespace, name),
+    CHECK ((mode = 'scheduled') = (every IS NOT NULL))
 );
 COMMENT ON TABLE schemas IS 'Registered Campaign source schemas';
 COMMENT ON COLUMN schemas.replicated_upto IS 'Staged rows with _stg_seq up to this value have reached the cloud';
@@ -180,3 +187,181 @@ GRANT EXECUTE ON FUNCTION register_schema(text, boolean), register_schema(xml, b
 GRANT EXECUTE ON FUNCTION xtk_ingest(text), xtk_ingest(xml),
     xtk_ingest_ext(text), xtk_ingest_ext(xml) TO campaign_ingest;
 GRANT EXECUTE ON FUNCTION describe(text) TO campaign_ingest;
+
+-- Replication: one row per batch the worker sent (or failed to send).
+CREATE TABLE replication_history (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    schema_name text NOT NULL,
+    started_at  timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    from_seq    bigint NOT NULL,
+    upto_seq    bigint NOT NULL,
+    rows        bigint NOT NULL,
+    inserts     bigint NOT NULL,
+    upserts     bigint NOT NULL,
+    updates     bigint NOT NULL,
+    deletes     bigint NOT NULL,
+    rejected    bigint NOT NULL,
+    bytes       bigint NOT NULL,
+    outcome     text NOT NULL CHECK (outcome IN ('success', 'failed')),
+    error       text
+);
+CREATE INDEX ON replication_history (finished_at);
+COMMENT ON TABLE replication_history IS 'Batches sent to the cloud (kept for campaign.history_retention)';
+
+-- The registry row named by 'ns:name' or 'ns:nameStg'.
+CREATE FUNCTION resolve_schema(schema text) RETURNS schemas
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas;
+BEGIN
+    SELECT * INTO s FROM campaign.schemas r
+     WHERE r.namespace || ':' || r.name = $1
+        OR (r.staging_table IS NOT NULL AND r.namespace || ':' || r.name || 'Stg' = $1);
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schema "%" is not registered', $1
+              USING ERRCODE = 'undefined_object',
+                    HINT = 'Register it with campaign.register_schema().';
+    END IF;
+    RETURN s;
+END
+$$;
+
+CREATE FUNCTION staged_schema(schema text) RETURNS schemas
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas := campaign.resolve_schema($1);
+BEGIN
+    IF s.staging_table IS NULL THEN
+        RAISE EXCEPTION 'schema "%:%" has no staging', s.namespace, s.name
+              USING ERRCODE = 'object_not_in_prerequisite_state',
+                    HINT = 'Register it with autoStg="true" on its element.';
+    END IF;
+    RETURN s;
+END
+$$;
+
+CREATE FUNCTION deploy(schema text) RETURNS text
+AS 'MODULE_PATHNAME', 'deploy'
+LANGUAGE C STRICT VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION deploy(text) IS 'Create or evolve the cloud table and the local foreign table over it';
+
+CREATE FUNCTION replicate_now(schema text) RETURNS bigint
+AS 'MODULE_PATHNAME', 'replicate_now'
+LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION replicate_now(text) IS 'Replicate what is staged now (StartReplicateStagingData); returns the count';
+
+CREATE FUNCTION start_replication(schema text, every interval DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas := campaign.staged_schema($1);
+BEGIN
+    UPDATE campaign.schemas r
+       SET mode = CASE WHEN $2 IS NULL THEN 'continuous' ELSE 'scheduled' END,
+           every = $2, last_run_at = CASE WHEN $2 IS NULL THEN NULL ELSE r.last_run_at END
+     WHERE r.namespace = s.namespace AND r.name = s.name;
+    RETURN CASE WHEN $2 IS NULL THEN 'continuous' ELSE 'scheduled every ' || $2 END;
+END
+$$;
+
+CREATE FUNCTION stop_replication(schema text) RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas := campaign.staged_schema($1);
+BEGIN
+    UPDATE campaign.schemas r SET mode = 'stopped', every = NULL
+     WHERE r.namespace = s.namespace AND r.name = s.name;
+    RETURN 'stopped';
+END
+$$;
+
+-- Rows in error go back to the queue as new staged changes (a new
+-- _stg_seq), so they replicate after what is already staged.
+CREATE FUNCTION retry_errors(schema text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas := campaign.staged_schema($1);
+    tbl text := format('%I.%I', s.sql_schema, s.staging_table);
+    cols text;
+    n bigint;
+BEGIN
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
+      FROM pg_attribute
+     WHERE attrelid = tbl::regclass AND attnum > 0 AND NOT attisdropped
+       AND attname NOT IN ('_stg_seq', '_stg_error');
+    EXECUTE format('WITH moved AS (DELETE FROM %s WHERE _stg_error IS NOT NULL RETURNING *)'
+                   ' INSERT INTO %s (%s) SELECT %s FROM moved ORDER BY _stg_seq',
+                   tbl, tbl, cols, cols);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+CREATE FUNCTION discard_errors(schema text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas := campaign.staged_schema($1);
+    n bigint;
+BEGIN
+    EXECUTE format('DELETE FROM %I.%I WHERE _stg_error IS NOT NULL', s.sql_schema, s.staging_table);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+CREATE FUNCTION staging_counts()
+RETURNS TABLE (namespace text, name text, pending bigint, oldest_pending timestamptz, errors bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas;
+BEGIN
+    FOR s IN SELECT * FROM campaign.schemas WHERE staging_table IS NOT NULL ORDER BY 1, 2 LOOP
+        namespace := s.namespace;
+        name := s.name;
+        EXECUTE format('SELECT count(*) FILTER (WHERE _stg_seq > $1 AND _stg_error IS NULL),'
+                       '       min(_lastmodified) FILTER (WHERE _stg_seq > $1 AND _stg_error IS NULL),'
+                       '       count(*) FILTER (WHERE _stg_error IS NOT NULL)'
+                       '  FROM %I.%I', s.sql_schema, s.staging_table)
+           INTO pending, oldest_pending, errors USING s.replicated_upto;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+CREATE VIEW staging_status AS
+SELECT s.namespace || ':' || s.name AS schema_name,
+       s.mode,
+       s.every,
+       s.deployed_at IS NOT NULL AS deployed,
+       c.pending,
+       now() - c.oldest_pending AS oldest_pending_age,
+       c.errors,
+       s.last_replicated_at AS last_success,
+       s.replicated_upto,
+       CASE WHEN c.pending > 0 THEN now() - c.oldest_pending ELSE interval '0' END AS lag
+  FROM campaign.schemas s
+  JOIN campaign.staging_counts() c USING (namespace, name);
+COMMENT ON VIEW staging_status IS 'Per staged schema: mode, pending rows, errors, last success, lag';
+
+REVOKE ALL ON FUNCTION resolve_schema(text), staged_schema(text), deploy(text),
+    replicate_now(text), start_replication(text, interval), stop_replication(text),
+    retry_errors(text), discard_errors(text), staging_counts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION deploy(text), replicate_now(text), start_replication(text, interval),
+    stop_replication(text), retry_errors(text), discard_errors(text), staging_counts()
+    TO campaign_admin;
+GRANT SELECT ON replication_history, staging_status TO campaign_admin;

@@ -1,44 +1,276 @@
 /*-------------------------------------------------------------------------
  *
  * campaign.c
- *	  Module entry point: GUCs of the campaign extension.
+ *	  Module entry point: GUCs, shared memory, the worker's registration,
+ *	  and the hooks that wake the worker when staged rows commit.
  *
- * The extension is meant to be loaded through shared_preload_libraries
- * (the replication worker and its shared memory need it); the GUCs are
- * defined in every backend that loads the module, under the reserved
- * prefix "campaign.".
+ * Shared memory holds one CampaignShared: the replication worker's latch
+ * (so that a backend committing staged rows can wake it at once) and a small
+ * table of replicate_now() requests.  A backend that wants the worker to
+ * replicate a schema fills a free request slot under the spinlock, sets the
+ * worker's latch and sleeps on the condition variable until the worker marks
+ * the slot done; the slot is freed by the requester.  Requests are rare and
+ * tiny, so a spinlock is enough.
+ *
+ * Ingest marks the transaction as having staged rows; a transaction callback
+ * sets the worker's latch at commit, which is what makes "continuous"
+ * replication react within milliseconds.
+ *
+ * Everything here needs shared_preload_libraries = 'campaign'; without it
+ * the functions that need the worker fail with a hint, as
+ * pg_stat_statements does.
  *
  *-------------------------------------------------------------------------
  */
 #include "campaign.h"
 
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/wait_event.h"
 
 PG_MODULE_MAGIC;
 
+PG_FUNCTION_INFO_V1(replicate_now);
+
 char	   *campaign_database = NULL;
 char	   *campaign_cloud_server = NULL;
+int			campaign_batch_size = 50000;
+int			campaign_batch_memory = 32768;	/* kB */
+int			campaign_staging_retention = 86400; /* s */
+int			campaign_history_retention = 7 * 86400; /* s */
+int			campaign_naptime = 1000;	/* ms */
+
+CampaignShared *campaign_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static bool staged_in_transaction = false;
 
 void		_PG_init(void);
+
+static void
+campaign_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(CampaignShared)));
+}
+
+static void
+campaign_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	campaign_shared = ShmemInitStruct("campaign", sizeof(CampaignShared), &found);
+	if (!found)
+	{
+		memset(campaign_shared, 0, sizeof(CampaignShared));
+		SpinLockInit(&campaign_shared->mutex);
+		ConditionVariableInit(&campaign_shared->request_cv);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Error out when the module was not preloaded. */
+void
+campaign_require_preload(void)
+{
+	if (campaign_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("campaign must be loaded via shared_preload_libraries"),
+				 errhint("Add campaign to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* Wake the replication worker, if it runs. */
+void
+campaign_wake_worker(void)
+{
+	Latch	   *latch;
+
+	if (campaign_shared == NULL)
+		return;
+	SpinLockAcquire(&campaign_shared->mutex);
+	latch = campaign_shared->worker_latch;
+	SpinLockRelease(&campaign_shared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+static void
+campaign_xact_callback(XactEvent event, void *arg)
+{
+	if (!staged_in_transaction)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+		campaign_wake_worker();
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+		staged_in_transaction = false;
+}
+
+/* Called by ingest: this transaction staged rows. */
+void
+campaign_note_staged(void)
+{
+	staged_in_transaction = true;
+}
+
+/*
+ * campaign.replicate_now(schema text) returns bigint
+ *		Ask the worker to replicate what is staged now in that schema and
+ *		wait for it; returns the number of changes replicated.
+ */
+Datum
+replicate_now(PG_FUNCTION_ARGS)
+{
+	char	   *schema = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ReplicationRequest *req = NULL;
+	int64		count;
+	bool		failed;
+	char		error[sizeof(req->error)];
+	int			i;
+
+	campaign_require_preload();
+	if (staged_in_transaction)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot replicate rows staged by the current transaction"),
+				 errhint("Commit the transaction, then call campaign.replicate_now().")));
+	if (strlen(schema) >= sizeof(req->schema))
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("schema name \"%s\" is too long", campaign_shorten(schema))));
+
+	SpinLockAcquire(&campaign_shared->mutex);
+	for (i = 0; i < CAMPAIGN_MAX_REQUESTS; i++)
+		if (!campaign_shared->requests[i].in_use)
+		{
+			req = &campaign_shared->requests[i];
+			memset(req, 0, sizeof(ReplicationRequest));
+			req->in_use = true;
+			strlcpy(req->schema, schema, sizeof(req->schema));
+			break;
+		}
+	SpinLockRelease(&campaign_shared->mutex);
+	if (req == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("too many concurrent replicate_now() requests"),
+				 errhint("Retry when the running requests are done.")));
+
+	PG_TRY();
+	{
+		campaign_wake_worker();
+		ConditionVariablePrepareToSleep(&campaign_shared->request_cv);
+		for (;;)
+		{
+			bool		done;
+
+			SpinLockAcquire(&campaign_shared->mutex);
+			done = req->done;
+			SpinLockRelease(&campaign_shared->mutex);
+			if (done)
+				break;
+			/* Wake the worker again in case it started after our request. */
+			if (ConditionVariableTimedSleep(&campaign_shared->request_cv, 1000,
+											PG_WAIT_EXTENSION))
+				campaign_wake_worker();
+		}
+		ConditionVariableCancelSleep();
+	}
+	PG_FINALLY();
+	{
+		SpinLockAcquire(&campaign_shared->mutex);
+		count = req->count;
+		failed = req->failed;
+		strlcpy(error, req->error, sizeof(error));
+		req->in_use = false;
+		SpinLockRelease(&campaign_shared->mutex);
+	}
+	PG_END_TRY();
+
+	if (failed)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("replication of schema \"%s\" failed", schema),
+				 errdetail_internal("%s", error),
+				 errhint("Staged rows are kept; see campaign.replication_history.")));
+	PG_RETURN_INT64(count);
+}
+
+static void
+define_gucs(void)
+{
+	DefineCustomStringVariable("campaign.database",
+							   "Database whose staging tables the replication worker serves.",
+							   NULL, &campaign_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("campaign.cloud_server",
+							   "postgres_fdw foreign server of the cloud database.",
+							   NULL, &campaign_cloud_server, "ffda",
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("campaign.batch_size",
+							"Most staged changes sent to the cloud in one batch.",
+							NULL, &campaign_batch_size, 50000, 1, 10000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("campaign.batch_memory",
+							"Most memory a batch's rows may take in the worker.",
+							NULL, &campaign_batch_memory, 32768, 64, 1048576,
+							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("campaign.staging_retention",
+							"How long replicated staging rows are kept before purge.",
+							NULL, &campaign_staging_retention, 86400, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("campaign.history_retention",
+							"How long campaign.replication_history keeps batches.",
+							NULL, &campaign_history_retention, 7 * 86400, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("campaign.naptime",
+							"Longest sleep of the worker between checks of the staging tables.",
+							NULL, &campaign_naptime, 1000, 10, 3600000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("campaign");
+}
+
+static void
+register_worker(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	strcpy(worker.bgw_library_name, "campaign");
+	strcpy(worker.bgw_function_name, "campaign_worker_main");
+	strcpy(worker.bgw_name, "campaign replication worker");
+	strcpy(worker.bgw_type, "campaign replication worker");
+	RegisterBackgroundWorker(&worker);
+}
 
 void
 _PG_init(void)
 {
-	DefineCustomStringVariable("campaign.database",
-							   "Database whose staging tables the replication worker serves.",
-							   NULL,
-							   &campaign_database,
-							   "postgres",
-							   PGC_POSTMASTER,
-							   0,
-							   NULL, NULL, NULL);
-	DefineCustomStringVariable("campaign.cloud_server",
-							   "postgres_fdw foreign server of the cloud database.",
-							   NULL,
-							   &campaign_cloud_server,
-							   "ffda",
-							   PGC_SIGHUP,
-							   0,
-							   NULL, NULL, NULL);
-	MarkGUCPrefixReserved("campaign");
+	define_gucs();
+	RegisterXactCallback(campaign_xact_callback, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = campaign_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = campaign_shmem_startup;
+	register_worker();
 }

@@ -24,6 +24,9 @@
 #include "access/attnum.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/spin.h"
 #include "utils/xml.h"
 
 #include <libxml/tree.h>
@@ -70,9 +73,11 @@ typedef struct CampaignAttribute
 	char	   *default_value;	/* NULL when the schema gives none */
 	AttrNumber	attnum;			/* column in the staging table */
 	Oid			typid;
+	char	   *sqltype;		/* SQL type, as in the cloud table */
 	FmgrInfo	infunc;			/* the type's input function */
 	Oid			typioparam;
 	int32		typmod;
+	FmgrInfo	outfunc;		/* the type's output function */
 } CampaignAttribute;
 
 /* A registered staged schema, as the ingest functions need it. */
@@ -96,9 +101,39 @@ typedef struct StagingSchema
 	bool		valid;			/* cleared by relcache invalidation */
 } StagingSchema;
 
+/* A replicate_now() request, in shared memory (see campaign.c). */
+#define CAMPAIGN_MAX_REQUESTS 16
+
+typedef struct ReplicationRequest
+{
+	bool		in_use;			/* slot taken by a requester */
+	bool		done;			/* set by the worker */
+	bool		failed;
+	char		schema[2 * NAMEDATALEN + 8];	/* "dem:sampleTable" */
+	int64		count;			/* changes replicated */
+	char		error[256];
+} ReplicationRequest;
+
+typedef struct CampaignShared
+{
+	slock_t		mutex;			/* protects everything below */
+	Latch	   *worker_latch;	/* NULL while no worker runs */
+	ConditionVariable request_cv;	/* broadcast when a request is done */
+	ReplicationRequest requests[CAMPAIGN_MAX_REQUESTS];
+} CampaignShared;
+
 /* campaign.c */
 extern char *campaign_database;
 extern char *campaign_cloud_server;
+extern int	campaign_batch_size;
+extern int	campaign_batch_memory;
+extern int	campaign_staging_retention;
+extern int	campaign_history_retention;
+extern int	campaign_naptime;
+extern CampaignShared *campaign_shared;
+extern void campaign_require_preload(void);
+extern void campaign_wake_worker(void);
+extern void campaign_note_staged(void);
 
 /* xmldoc.c */
 extern xmlDocPtr campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data,
@@ -113,6 +148,9 @@ extern void campaign_check_name(const char *name, const char *what);
 extern StagingSchema *staging_schema_lookup(const char *xtkschema);
 extern CampaignAttribute *staging_schema_attribute(StagingSchema *schema,
 												   const char *name);
+
+/* deploy.c */
+extern char *campaign_origin(void);
 
 /* schema.c */
 extern char *campaign_sql_table(const char *name, const char *sqltable);

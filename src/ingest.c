@@ -307,9 +307,12 @@ ingest_records(xmlDocPtr doc, bool ext)
 static text *
 ingest_document(text *doc_text, bool ext)
 {
-	PgXmlErrorContext *xcxt = pg_xml_init(PG_XML_STRICTNESS_ALL);
+	PgXmlErrorContext *xcxt;
 	xmlDocPtr	volatile doc = NULL;
 	text	   *result = NULL;
+
+	campaign_require_preload();
+	xcxt = pg_xml_init(PG_XML_STRICTNESS_ALL);
 
 	PG_TRY();
 	{
@@ -327,6 +330,7 @@ ingest_document(text *doc_text, bool ext)
 	PG_END_TRY();
 	xmlFreeDoc(doc);
 	pg_xml_done(xcxt, false);
+	campaign_note_staged();
 	return result;
 }
 

@@ -173,7 +173,8 @@ registry_load(const char *namespace, const char *name, const char *xtkschema,
 	if (!s->staged)
 		return s;
 
-	SPI_execute_with_args("SELECT attribute, sql_name, type, length, required, not_null, default_value"
+	SPI_execute_with_args("SELECT attribute, sql_name, type, length, required, not_null, default_value,"
+						  "       sql_type"
 						  "  FROM campaign.attributes WHERE namespace = $1 AND name = $2"
 						  " ORDER BY position",
 						  2, argtypes, args, NULL, true, 0);
@@ -195,6 +196,8 @@ registry_load(const char *namespace, const char *name, const char *xtkschema,
 		CampaignAttribute *a = &s->atts[i];
 		Form_pg_attribute attr;
 		Oid			infunc;
+		Oid			outfunc;
+		bool		varlena;
 		char	   *length = spi_text(i, 4);
 
 		a->name = spi_text(i, 1);
@@ -204,12 +207,15 @@ registry_load(const char *namespace, const char *name, const char *xtkschema,
 		a->required = spi_bool(i, 5);
 		a->not_null = spi_bool(i, 6);
 		a->default_value = spi_text(i, 7);
+		a->sqltype = spi_text(i, 8);
 		a->attnum = internal_column(rel, a->sqlname);
 		attr = TupleDescAttr(RelationGetDescr(rel), a->attnum - 1);
 		a->typid = attr->atttypid;
 		a->typmod = attr->atttypmod;
 		getTypeInputInfo(a->typid, &infunc, &a->typioparam);
 		fmgr_info_cxt(infunc, &a->infunc, cxt);
+		getTypeOutputInfo(a->typid, &outfunc, &varlena);
+		fmgr_info_cxt(outfunc, &a->outfunc, cxt);
 	}
 	MemoryContextSwitchTo(old);
 	table_close(rel, AccessShareLock);

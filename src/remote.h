@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * remote.h
+ *	  libpq access to the cloud database (remote.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAMPAIGN_REMOTE_H
+#define CAMPAIGN_REMOTE_H
+
+#include "libpq-fe.h"
+
+extern PGconn *cloud_connect(const char *application_name);
+extern void cloud_report(PGconn *conn, PGresult *res, const char *sql) pg_attribute_noreturn();
+extern PGresult *cloud_exec(PGconn *conn, const char *sql, int nparams,
+							const char *const *params);
+extern void cloud_command(PGconn *conn, const char *sql);
+extern char *cloud_try_exec(PGconn *conn, const char *sql, int nparams,
+							const char *const *params);
+extern char *cloud_try_copy(PGconn *conn, const char *copy_sql, const char *buf,
+							size_t len);
+
+/* Cloud-side bookkeeping of the replication (created by deploy). */
+#define CLOUD_WATERMARK_TABLE "campaign_replication.watermark"
+
+#endif							/* CAMPAIGN_REMOTE_H */

@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * replicate.h
+ *	  One replication batch (replicate.c), as the worker runs it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef CAMPAIGN_REPLICATE_H
+#define CAMPAIGN_REPLICATE_H
+
+#include "libpq-fe.h"
+
+typedef struct BatchResult
+{
+	int64		from;			/* cloud watermark before the batch */
+	int64		upto;			/* and after it */
+	int64		rows;			/* staged changes read */
+	int64		counts[4];		/* applied, by StagedOperation */
+	int64		rejected;
+	int64		bytes;			/* COPY data sent */
+} BatchResult;
+
+extern bool replicate_batch(PGconn *conn, const char *schema_name,
+							BatchResult *result);
+
+#endif							/* CAMPAIGN_REPLICATE_H */

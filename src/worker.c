@@ -1,0 +1,584 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  Background worker that replicates staged rows to the cloud database
+ *	  (Campaign's "Replicate Staging data" workflow).
+ *
+ * One static worker serves the database campaign.database.  Each pass it
+ *	  - reads the deployed staged schemas from the registry with their mode:
+ *	    "continuous" (replicate whenever rows are pending; ingest commits set
+ *	    our latch, so a pass starts within milliseconds), "scheduled" (every
+ *	    N, from the last run) or "stopped";
+ *	  - serves replicate_now() requests from shared memory (campaign.c),
+ *	    whatever the mode, and wakes their requesters;
+ *	  - replicates each due schema batch after batch (replicate.c) until it
+ *	    is caught up, recording each batch in campaign.replication_history
+ *	    and logging one line per batch;
+ *	  - purges replicated staging rows older than campaign.staging_retention
+ *	    and history older than campaign.history_retention.
+ * A failure (cloud down, network, a bug) aborts the local transaction,
+ * drops the cloud connection, records the failed batch and retries that
+ * schema with exponential backoff (1 s doubling to 60 s); staged rows stay
+ * where they are, and ingest is never blocked by the worker.
+ *
+ * Signals as worker_spi: SIGHUP reloads the configuration, SIGTERM exits at
+ * the next CHECK_FOR_INTERRUPTS.  The worker is restarted by the postmaster
+ * after a crash (bgw_restart_time), and restarts from the cloud's
+ * watermark, so nothing is lost or applied twice.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "campaign.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "remote.h"
+#include "replicate.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+PGDLLEXPORT void campaign_worker_main(Datum main_arg) pg_attribute_noreturn();
+
+#define MAX_BACKOFF_MS 60000
+#define PURGE_INTERVAL_MS 10000
+/* Batches of one schema in a row before other schemas get their turn. */
+#define BATCHES_PER_TURN 20
+
+/* A deployed staged schema, as one pass sees it. */
+typedef struct WorkerSchema
+{
+	char	   *name;			/* "dem:sampleTable" */
+	char	   *staging;		/* quoted staging table */
+	bool		due;			/* mode says replicate now */
+	bool		scheduled;
+	int64		replicated_upto;
+} WorkerSchema;
+
+/* Retry state of a schema whose last attempt failed. */
+typedef struct Backoff
+{
+	char		name[2 * NAMEDATALEN + 8];
+	TimestampTz retry_at;
+	int			delay_ms;
+} Backoff;
+
+static PGconn *cloud = NULL;
+static MemoryContext pass_cxt = NULL;	/* reset at every pass */
+static HTAB *backoffs = NULL;
+static TimestampTz last_purge = 0;
+
+static void
+worker_detach(int code, Datum arg)
+{
+	SpinLockAcquire(&campaign_shared->mutex);
+	campaign_shared->worker_latch = NULL;
+	SpinLockRelease(&campaign_shared->mutex);
+	if (cloud)
+		PQfinish(cloud);
+	cloud = NULL;
+}
+
+/* Run fn inside a transaction with SPI and a snapshot. */
+static void
+in_transaction(void (*fn) (void *), void *arg)
+{
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	fn(arg);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
+static bool
+extension_installed(void)
+{
+	bool		installed;
+
+	StartTransactionCommand();
+	installed = OidIsValid(get_namespace_oid("campaign", true)) &&
+		OidIsValid(get_relname_relid("schemas", get_namespace_oid("campaign", true)));
+	CommitTransactionCommand();
+	return installed;
+}
+
+static void
+load_schemas(void *arg)
+{
+	List	  **schemas = (List **) arg;
+	uint64		i;
+
+	SPI_execute("SELECT namespace || ':' || name,"
+				"       quote_ident(sql_schema) || '.' || quote_ident(staging_table),"
+				"       mode = 'continuous' OR (mode = 'scheduled' AND"
+				"         (last_run_at IS NULL OR last_run_at + every <= now())),"
+				"       mode = 'scheduled', replicated_upto"
+				"  FROM campaign.schemas"
+				" WHERE staging_table IS NOT NULL AND deployed_at IS NOT NULL"
+				" ORDER BY namespace, name", true, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	t = SPI_tuptable->vals[i];
+		TupleDesc	d = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+		WorkerSchema *s = palloc0(sizeof(WorkerSchema));
+		bool		isnull;
+
+		s->name = SPI_getvalue(t, d, 1);
+		s->staging = SPI_getvalue(t, d, 2);
+		s->due = DatumGetBool(SPI_getbinval(t, d, 3, &isnull));
+		s->scheduled = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
+		s->replicated_upto = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
+		*schemas = lappend(*schemas, s);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/* Has the schema staged rows the cloud has not got? */
+static void
+check_pending(void *arg)
+{
+	WorkerSchema *s = (WorkerSchema *) arg;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		args[1] = {Int64GetDatum(s->replicated_upto)};
+	bool		isnull;
+
+	SPI_execute_with_args(psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE "
+								   STG_COL_SEQ " > $1 AND " STG_COL_ERROR " IS NULL)",
+								   s->staging),
+						  1, argtypes, args, NULL, true, 1);
+	s->due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+typedef struct BatchRecord
+{
+	const char *schema;
+	BatchResult *result;
+	TimestampTz started;
+	const char *error;			/* NULL on success */
+} BatchRecord;
+
+static void
+record_batch(void *arg)
+{
+	BatchRecord *r = (BatchRecord *) arg;
+	BatchResult *res = r->result;
+	Oid			argtypes[12] = {TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID,
+		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
+	Datum		args[12];
+	char		nulls[12];
+
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = CStringGetTextDatum(r->schema);
+	args[1] = TimestampTzGetDatum(r->started);
+	args[2] = Int64GetDatum(res->from);
+	args[3] = Int64GetDatum(res->upto);
+	args[4] = Int64GetDatum(res->rows);
+	args[5] = Int64GetDatum(res->counts[STG_OP_INSERT]);
+	args[6] = Int64GetDatum(res->counts[STG_OP_INSERT_OR_UPDATE]);
+	args[7] = Int64GetDatum(res->counts[STG_OP_UPDATE]);
+	args[8] = Int64GetDatum(res->counts[STG_OP_DELETE]);
+	args[9] = Int64GetDatum(res->rejected);
+	args[10] = Int64GetDatum(res->bytes);
+	args[11] = r->error ? CStringGetTextDatum(r->error) : (Datum) 0;
+	nulls[11] = r->error ? ' ' : 'n';
+	SPI_execute_with_args("INSERT INTO campaign.replication_history"
+						  " (schema_name, started_at, from_seq, upto_seq, rows, inserts, upserts,"
+						  "  updates, deletes, rejected, bytes, outcome, error)"
+						  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+						  "  CASE WHEN $12 IS NULL THEN 'success' ELSE 'failed' END, $12)",
+						  12, argtypes, args, nulls, false, 0);
+	if (r->error == NULL)
+		SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
+							  " last_replicated_at = now()"
+							  " WHERE namespace || ':' || name = $1",
+							  2, (Oid[]) {TEXTOID, INT8OID}, (Datum[]) {args[0], args[3]},
+							  NULL, false, 0);
+}
+
+/* A scheduled schema is caught up: its next run is one interval away. */
+static void
+record_run_end(void *arg)
+{
+	WorkerSchema *s = (WorkerSchema *) arg;
+
+	SPI_execute_with_args("UPDATE campaign.schemas SET last_run_at = now()"
+						  " WHERE namespace || ':' || name = $1",
+						  1, (Oid[]) {TEXTOID},
+						  (Datum[]) {CStringGetTextDatum(s->name)}, NULL, false, 0);
+}
+
+static void
+purge(void *arg)
+{
+	List	   *schemas = (List *) arg;
+	ListCell   *lc;
+	Oid			argtypes[2] = {INT8OID, INT4OID};
+
+	foreach(lc, schemas)
+	{
+		WorkerSchema *s = lfirst(lc);
+		Datum		args[2] = {Int64GetDatum(s->replicated_upto),
+		Int32GetDatum(campaign_staging_retention)};
+
+		SPI_execute_with_args(psprintf("DELETE FROM %s WHERE " STG_COL_SEQ " <= $1"
+									   " AND " STG_COL_ERROR " IS NULL AND " STG_COL_LASTMOD
+									   " < now() - make_interval(secs => $2)", s->staging),
+							  2, argtypes, args, NULL, false, 0);
+	}
+	SPI_execute_with_args("DELETE FROM campaign.replication_history"
+						  " WHERE finished_at < now() - make_interval(secs => $1)",
+						  1, (Oid[]) {INT4OID},
+						  (Datum[]) {Int32GetDatum(campaign_history_retention)},
+						  NULL, false, 0);
+}
+
+static Backoff *
+backoff_of(const char *name, bool create)
+{
+	bool		found;
+	Backoff    *b;
+
+	if (strlen(name) >= sizeof(b->name))
+		return NULL;
+	b = hash_search(backoffs, name, create ? HASH_ENTER : HASH_FIND, &found);
+	if (b && !found)
+	{
+		b->retry_at = 0;
+		b->delay_ms = 0;
+	}
+	return b;
+}
+
+/* Take the pending replicate_now() requests of that schema. */
+static bool
+requested(const char *name, bool *slots)
+{
+	bool		any = false;
+	int			i;
+	size_t		len = strlen(name);
+
+	SpinLockAcquire(&campaign_shared->mutex);
+	for (i = 0; i < CAMPAIGN_MAX_REQUESTS; i++)
+	{
+		ReplicationRequest *r = &campaign_shared->requests[i];
+
+		slots[i] = r->in_use && !r->done &&
+			(strcmp(r->schema, name) == 0 ||
+			 (strncmp(r->schema, name, len) == 0 && strcmp(r->schema + len, "Stg") == 0));
+		any |= slots[i];
+	}
+	SpinLockRelease(&campaign_shared->mutex);
+	return any;
+}
+
+static void
+finish_requests(bool *slots, int64 count, const char *error)
+{
+	int			i;
+
+	SpinLockAcquire(&campaign_shared->mutex);
+	for (i = 0; i < CAMPAIGN_MAX_REQUESTS; i++)
+		if (slots[i])
+		{
+			ReplicationRequest *r = &campaign_shared->requests[i];
+
+			r->done = true;
+			r->count = count;
+			r->failed = (error != NULL);
+			if (error)
+				strlcpy(r->error, error, sizeof(r->error));
+		}
+	SpinLockRelease(&campaign_shared->mutex);
+	ConditionVariableBroadcast(&campaign_shared->request_cv);
+}
+
+/* Requests for schemas that are not deployed staged schemas fail. */
+static void
+refuse_unknown_requests(List *schemas)
+{
+	int			i;
+	bool		any = false;
+
+	SpinLockAcquire(&campaign_shared->mutex);
+	for (i = 0; i < CAMPAIGN_MAX_REQUESTS; i++)
+	{
+		ReplicationRequest *r = &campaign_shared->requests[i];
+		ListCell   *lc;
+		bool		known = false;
+
+		if (!r->in_use || r->done)
+			continue;
+		foreach(lc, schemas)
+		{
+			const char *name = ((WorkerSchema *) lfirst(lc))->name;
+			size_t		len = strlen(name);
+
+			known |= strcmp(r->schema, name) == 0 ||
+				(strncmp(r->schema, name, len) == 0 && strcmp(r->schema + len, "Stg") == 0);
+		}
+		if (!known)
+		{
+			r->done = true;
+			r->failed = true;
+			snprintf(r->error, sizeof(r->error),
+					 "schema \"%s\" is not a deployed staged schema of database \"%s\"",
+					 r->schema, campaign_database);
+			any = true;
+		}
+	}
+	SpinLockRelease(&campaign_shared->mutex);
+	if (any)
+		ConditionVariableBroadcast(&campaign_shared->request_cv);
+}
+
+static void
+log_batch(const char *schema, BatchResult *r, TimestampTz started)
+{
+	long		secs;
+	int			usecs;
+
+	TimestampDifference(started, GetCurrentTimestamp(), &secs, &usecs);
+	ereport(LOG,
+			(errmsg("campaign: %s: replicated " INT64_FORMAT " staged changes"
+					" (" INT64_FORMAT " inserts, " INT64_FORMAT " upserts, "
+					INT64_FORMAT " updates, " INT64_FORMAT " deletes, "
+					INT64_FORMAT " rejected) up to " INT64_FORMAT " in %ld ms",
+					schema, r->rows, r->counts[STG_OP_INSERT],
+					r->counts[STG_OP_INSERT_OR_UPDATE], r->counts[STG_OP_UPDATE],
+					r->counts[STG_OP_DELETE], r->rejected, r->upto,
+					secs * 1000 + usecs / 1000)));
+}
+
+/*
+ * Replicate one schema until caught up (or its turn ends).  Returns the
+ * number of changes applied; raises on failure.
+ */
+static int64
+replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
+{
+	int64		applied = 0;
+	int			batches = 0;
+
+	*more = false;
+	for (;;)
+	{
+		BatchResult result;
+		BatchRecord rec;
+		TimestampTz started = GetCurrentTimestamp();
+		int			op;
+
+		CHECK_FOR_INTERRUPTS();
+		if (cloud == NULL || PQstatus(cloud) != CONNECTION_OK)
+		{
+			if (cloud)
+				PQfinish(cloud);
+			cloud = NULL;
+			StartTransactionCommand();
+			cloud = cloud_connect("campaign replication worker");
+			CommitTransactionCommand();
+		}
+		if (!replicate_batch(cloud, s->name, &result))
+			break;
+		for (op = 0; op < 4; op++)
+			applied += result.counts[op];
+		log_batch(s->name, &result, started);
+		rec.schema = s->name;
+		rec.result = &result;
+		rec.started = started;
+		rec.error = NULL;
+		in_transaction(record_batch, &rec);
+		s->replicated_upto = result.upto;
+		if (!until_caught_up && ++batches >= BATCHES_PER_TURN)
+		{
+			*more = true;
+			break;
+		}
+	}
+	return applied;
+}
+
+/* Clean up after a failed attempt; returns the error message. */
+static char *
+recover_from_error(MemoryContext cxt, const char *schema)
+{
+	ErrorData  *edata;
+	char	   *message;
+
+	MemoryContextSwitchTo(cxt);
+	edata = CopyErrorData();
+	FlushErrorState();
+	AbortOutOfAnyTransaction();
+	if (cloud)
+		PQfinish(cloud);
+	cloud = NULL;
+	message = edata->detail ? psprintf("%s: %s", edata->message, edata->detail)
+		: pstrdup(edata->message);
+	ereport(WARNING,
+			(errmsg("campaign: replication of %s failed: %s", schema, edata->message),
+			 edata->detail ? errdetail_internal("%s", edata->detail) : 0));
+	FreeErrorData(edata);
+	return message;
+}
+
+static void
+record_failure(MemoryContext cxt, const char *schema, const char *message)
+{
+	BatchResult result;
+	BatchRecord rec;
+
+	memset(&result, 0, sizeof(result));
+	rec.schema = schema;
+	rec.result = &result;
+	rec.started = GetCurrentTimestamp();
+	rec.error = message;
+	PG_TRY();
+	{
+		in_transaction(record_batch, &rec);
+	}
+	PG_CATCH();
+	{
+		pfree(recover_from_error(cxt, schema));
+	}
+	PG_END_TRY();
+}
+
+/* One pass over the schemas; returns the ms until the next pass is due. */
+static long
+worker_pass(void)
+{
+	List	   *schemas = NIL;
+	ListCell   *lc;
+	long		sleep_ms = campaign_naptime;
+	TimestampTz now = GetCurrentTimestamp();
+	bool		slots[CAMPAIGN_MAX_REQUESTS];
+
+	if (!extension_installed())
+	{
+		refuse_unknown_requests(NIL);
+		return sleep_ms;
+	}
+	in_transaction(load_schemas, &schemas);
+	refuse_unknown_requests(schemas);
+
+	foreach(lc, schemas)
+	{
+		WorkerSchema *s = lfirst(lc);
+		bool		asked = requested(s->name, slots);
+		Backoff    *b = backoff_of(s->name, false);
+		bool		more = false;
+		int64		applied;
+
+		if (!asked && !s->due)
+			continue;
+		if (!asked && b && b->retry_at > now)
+		{
+			sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(now, b->retry_at));
+			continue;
+		}
+		if (!asked && !s->scheduled)
+		{
+			in_transaction(check_pending, s);
+			if (!s->due)
+				continue;
+		}
+
+		PG_TRY();
+		{
+			applied = replicate_schema(s, asked, &more);
+			if (asked)
+				finish_requests(slots, applied, NULL);
+			if (s->scheduled && !more)
+				in_transaction(record_run_end, s);
+			if (b)
+				b->delay_ms = 0, b->retry_at = 0;
+		}
+		PG_CATCH();
+		{
+			char	   *message = recover_from_error(pass_cxt, s->name);
+
+			if (asked)
+				finish_requests(slots, 0, message);
+			record_failure(pass_cxt, s->name, message);
+			b = backoff_of(s->name, true);
+			if (b)
+			{
+				b->delay_ms = b->delay_ms ? Min(b->delay_ms * 2, MAX_BACKOFF_MS) : 1000;
+				b->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), b->delay_ms);
+				sleep_ms = Min(sleep_ms, b->delay_ms);
+			}
+		}
+		PG_END_TRY();
+		if (more)
+			sleep_ms = 0;
+	}
+
+	if (TimestampDifferenceExceeds(last_purge, now, PURGE_INTERVAL_MS))
+	{
+		in_transaction(purge, schemas);
+		last_purge = now;
+	}
+	return sleep_ms;
+}
+
+void
+campaign_worker_main(Datum main_arg)
+{
+	HASHCTL		ctl;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(campaign_database, NULL, 0);
+
+	ctl.keysize = sizeof(((Backoff *) 0)->name);
+	ctl.entrysize = sizeof(Backoff);
+	backoffs = hash_create("campaign backoff", 16, &ctl, HASH_ELEM | HASH_STRINGS);
+
+	SpinLockAcquire(&campaign_shared->mutex);
+	campaign_shared->worker_latch = MyLatch;
+	SpinLockRelease(&campaign_shared->mutex);
+	before_shmem_exit(worker_detach, (Datum) 0);
+
+	ereport(LOG, (errmsg("campaign replication worker started for database \"%s\"",
+						 campaign_database)));
+
+	pass_cxt = AllocSetContextCreate(TopMemoryContext, "campaign worker pass",
+									 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		long		sleep_ms;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		MemoryContextReset(pass_cxt);
+		MemoryContextSwitchTo(pass_cxt);
+		pgstat_report_activity(STATE_RUNNING, "replicating staged changes");
+		sleep_ms = worker_pass();
+		pgstat_report_activity(STATE_IDLE, NULL);
+
+		if (sleep_ms > 0)
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
+	}
+}
