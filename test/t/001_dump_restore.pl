@@ -191,6 +191,18 @@ SELECT campaign.xtk_ingest($x$<sampleTableStg id="A4" segment="silver" xtkschema
 SQL
 like($uuid4, qr/^[0-9a-f-]{36}$/, 'ingest after evolution returns a UUID');
 
+# Built-in schemas (SPEC §2: nms:recipient, ... registered by CREATE
+# EXTENSION) must survive too, registry rows and staged rows alike: stage a
+# recipient when the extension provides the schema.
+my $has_recipient = sq($node1, $db,
+	"SELECT count(*) FROM campaign.schemas WHERE namespace = 'nms' AND name = 'recipient' AND staging_table IS NOT NULL");
+if ($has_recipient)
+{
+	like(sq($node1, $db, <<'SQL'), qr/^[0-9a-f-]{36}$/, 'ingest into built-in nms:recipientStg');
+SELECT campaign.xtk_ingest($x$<recipientStg email="builtin@example.com" xtkschema="nms:recipientStg"/>$x$)
+SQL
+}
+
 # Replication settings live in the registry too: schedule the staged schema.
 sq($node1, $db, "SELECT campaign.start_replication('dem:sampleTableStg', '1 hour')");
 is(sq($node1, $db, "SELECT mode, every FROM campaign.schemas WHERE name = 'sampleTable'"),
@@ -302,6 +314,17 @@ SQL
 	same($node1, $db, $node, $rdb,
 		"SELECT string_agg(t::text, E'\\n' ORDER BY _stg_seq) FROM dem.sampletablestg t WHERE id !~ '^C0[0-9]{3}[1-9]' OR id IS NULL",
 		"$where: staged rows identical (text of the hand-written rows)");
+
+	# Every staging table the registry knows (built-in ones included):
+	# same rows.
+	my @staged = split /\n/, sq($node1, $db,
+		"SELECT format('%I.%I', sql_schema, staging_table) FROM campaign.schemas WHERE staging_table IS NOT NULL ORDER BY 1");
+	for my $tbl (@staged)
+	{
+		same($node1, $db, $node, $rdb,
+			"SELECT count(*), md5(string_agg(t::text, E'\\n' ORDER BY _stg_seq)) FROM $tbl t",
+			"$where: rows of staging table $tbl identical");
+	}
 
 	# The identity sequence continues past the restored rows.
 	my $seqstate_sql = <<'SQL';
