@@ -1,0 +1,456 @@
+#!/usr/bin/env bash
+# bench/replication.sh — replication speed, side by side (SPEC §9), in one run:
+#
+#   (1) drain of a $NROWS-row backlog: replication stopped, $NROWS inserts
+#       staged ($NCOLL collections through xtk_ingest), then the time of
+#       SELECT campaign.replicate_now('dem:sampleTable') (psql \timing; it
+#       returns when the worker has applied and committed every batch),
+#       versus the baseline: the same rows copied between the same two
+#       servers with
+#         psql local -c "COPY (SELECT _uuid, id, testcol1, testcol2, score
+#                              FROM dem.sampletablestg) TO STDOUT" |
+#         psql cloud -c "COPY bench_target (...) FROM STDIN"
+#       into a fresh cloud table made with CREATE TABLE ... (LIKE
+#       dem.sampletable INCLUDING ALL): the same columns, identity primary key
+#       and unique indexes (on id and on _uuid) as the replicated table; the
+#       script checks that the two index sets are the same.  Best of $REPEAT
+#       rounds, the order of the two alternating; ratio COPY_time/drain_time
+#       (floor 0.5, goal 0.8).
+#   (2) replication lag at a steady unitary load: continuous mode, one client
+#       (pgbench -R $LAG_RATE -T $LAG_SECONDS) doing one one-record
+#       xtk_ingest per transaction.  The lag of a record is the commit time
+#       of the cloud transaction that made it visible minus the commit time
+#       of its local ingest transaction: both servers run with
+#       track_commit_timestamp = on and share the machine clock, and
+#       pg_xact_commit_timestamp(xmin) of the staging row and of the cloud
+#       row give the two.  As a cross-check, the cloud table gets a column
+#       "arrived timestamptz DEFAULT clock_timestamp()" (deploy never drops
+#       columns) and each record carries its ingest clock_timestamp() in
+#       testcol2: arrived - testcol2 is printed too.  p50/p99/max
+#       (floor p99 < 2 s, goal p99 < 0.5 s).
+#   (3) the worker's memory while draining the backlog of (1): its
+#       /proc/<pid>/status sampled every 50 ms; peak RssAnon (private memory:
+#       what a batch costs) is the figure (goal < 64 MB); peak VmRSS and
+#       VmHWM (reset before each drain through /proc/<pid>/clear_refs) are
+#       printed as well, but they include the shared_buffers pages the worker
+#       touched (RssShmem), which are not its own.
+#
+# Usage:  bash bench/replication.sh       (as root or as postgres, or any
+#                                          non-root user that can initdb)
+# Knobs (environment): NROWS=1000000 (a multiple of 10000) REPEAT=2
+#                      LAG_RATE=50 LAG_SECONDS=20
+#                      DRAIN_TIMEOUT=300 (s; a drain still running then is
+#                      stopped by cutting the worker's cloud connection, and
+#                      reported as a bound; no further round)
+#                      BATCH_SIZE= BATCH_MEMORY= (campaign.batch_size/_memory
+#                      of the local server; empty: the defaults)
+#                      KEEP=1 (keep the scratch dir) PG_CONFIG=...
+#
+# PG_CONFIG may name the pg_config of a relocated copy of the PostgreSQL
+# installation (cp -a /usr/lib/postgresql/15 and /usr/share/postgresql/15
+# under one prefix, then the build's campaign.so, .control and .sql copied
+# into it): the servers then run that copy's build, which benches a build
+# without installing it over the shared one.
+#
+# The extension must be installed first (make && make install).  The script
+# starts two scratch clusters (initdb as postgres when run as root) in a temp
+# dir, on free ports, each listening on a unix socket in that dir only, and
+# stops them at exit: "local" (shared_preload_libraries = 'campaign', whose
+# worker replicates database postgres) and "cloud" (plain PostgreSQL, which
+# is all the cloud side needs).  Otherwise both have the same settings:
+# fsync and synchronous_commit on (defaults), shared_buffers = 256MB,
+# max_wal_size = 4GB, track_commit_timestamp = on.  Before each timed run
+# both servers take a CHECKPOINT, the cloud tables are empty and the staging
+# table has been vacuumed (so that neither side pays for setting hint bits).
+set -euo pipefail
+
+NROWS=${NROWS:-1000000}
+REPEAT=${REPEAT:-2}
+LAG_RATE=${LAG_RATE:-50}
+LAG_SECONDS=${LAG_SECONDS:-20}
+BATCH_SIZE=${BATCH_SIZE:-}
+BATCH_MEMORY=${BATCH_MEMORY:-}
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-300}
+COLL=10000
+NCOLL=$((NROWS / COLL))
+PG_CONFIG=${PG_CONFIG:-pg_config}
+command -v "$PG_CONFIG" >/dev/null || PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+BINDIR=$("$PG_CONFIG" --bindir)
+PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
+SHAREDIR=$("$PG_CONFIG" --sharedir)
+ME=bench/replication.sh
+
+if [ "$NCOLL" -lt 1 ] || [ $((NCOLL * COLL)) -ne "$NROWS" ]; then
+    echo "$ME: NROWS must be a multiple of $COLL" >&2
+    exit 1
+fi
+if [ ! -f "$PKGLIBDIR/campaign.so" ] || [ ! -f "$SHAREDIR/extension/campaign.control" ]; then
+    echo "$ME: the campaign extension is not installed; run 'make && make install' first" >&2
+    exit 1
+fi
+
+RUNAS=()
+if [ "$(id -u)" -eq 0 ]; then RUNAS=(runuser -u postgres --); fi
+as_owner() { "${RUNAS[@]}" "$@"; }
+
+WORK=$(mktemp -d /tmp/campaign-repl-bench.XXXXXX)
+chmod 755 "$WORK"
+if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
+
+# A free port: nothing listening on TCP and no socket lock file in /tmp.
+port_free() {
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$1.lock" ]
+}
+PORTS=()
+for p in $(seq 55500 55599); do
+    if port_free "$p"; then PORTS+=("$p"); fi
+    [ "${#PORTS[@]}" -lt 2 ] || break
+done
+[ "${#PORTS[@]}" -eq 2 ] || { echo "$ME: no two free ports in 55500-55599" >&2; exit 1; }
+LPORT=${PORTS[0]} CPORT=${PORTS[1]}
+
+SAMPLER_PID=
+cleanup() {
+    local rc=$?
+    [ -z "$SAMPLER_PID" ] || kill "$SAMPLER_PID" 2>/dev/null || true
+    # The cloud first: a worker waiting on it then gets an error at once.
+    for side in cloud local; do
+        if [ -f "$WORK/$side/postmaster.pid" ]; then
+            as_owner "$BINDIR/pg_ctl" -D "$WORK/$side" -m fast -w stop >/dev/null 2>&1 || true
+        fi
+    done
+    if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+        echo "scratch dir kept: $WORK (server logs: $WORK/local.log, $WORK/cloud.log)" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+LPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$LPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
+CPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$CPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
+lsql() { "${LPSQL[@]}" -At -c "$1"; }
+csql() { "${CPSQL[@]}" -At -c "$1"; }
+now() { date +%s.%N; }
+elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
+
+# ---------------------------------------------------------------- clusters
+start_cluster() {  # start_cluster NAME PORT PRELOAD
+    local data=$WORK/$1
+    as_owner "$BINDIR/initdb" -D "$data" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >>"$data/postgresql.conf" <<EOF
+# $ME: the same settings on both sides
+port = $2
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+max_worker_processes = 16
+shared_buffers = 256MB
+max_wal_size = 4GB
+fsync = on
+synchronous_commit = on
+track_commit_timestamp = on
+EOF
+    if [ -n "$3" ]; then
+        {
+            echo "shared_preload_libraries = '$3'"
+            [ -z "$BATCH_SIZE" ] || echo "campaign.batch_size = $BATCH_SIZE"
+            [ -z "$BATCH_MEMORY" ] || echo "campaign.batch_memory = $BATCH_MEMORY"
+        } >>"$data/postgresql.conf"
+    fi
+    as_owner "$BINDIR/pg_ctl" -D "$data" -l "$WORK/$1.log" -w start >/dev/null ||
+        { cat "$WORK/$1.log" >&2; exit 1; }
+}
+start_cluster cloud "$CPORT" ""
+start_cluster local "$LPORT" campaign
+
+SCHEMA_XML='<srcSchema name="sampleTable" namespace="dem"><element name="sampleTable" autopk="true" autouuid="true" autoStg="true"><key name="id" internal="true"><keyfield xpath="@id"/></key><attribute name="id" type="string" length="20"/><attribute name="testcol1" type="string" length="255"/><attribute name="testcol2" type="string" length="255"/><attribute name="score" type="long"/></element></srcSchema>'
+"${LPSQL[@]}" >/dev/null <<EOF
+SET client_min_messages = warning;
+CREATE EXTENSION campaign CASCADE;
+CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$WORK', port '$CPORT', dbname 'postgres');
+CREATE USER MAPPING FOR PUBLIC SERVER ffda;
+SELECT campaign.register_schema('$SCHEMA_XML');
+SELECT campaign.deploy('dem:sampleTable');
+SELECT campaign.stop_replication('dem:sampleTable');
+EOF
+csql "CREATE TABLE bench_target (LIKE dem.sampletable INCLUDING ALL)"
+
+# The baseline's table must carry the same indexes as the replicated one.
+index_set() {  # index_set TABLE -> index definitions with the names taken out
+    csql "SELECT regexp_replace(regexp_replace(pg_get_indexdef(i.indexrelid), '^(CREATE (UNIQUE )?INDEX) \S+ ON \S+', '\1 ON t'), '\s+', ' ', 'g')
+                 || CASE WHEN i.indisprimary THEN ' [primary key]' ELSE '' END
+            FROM pg_index i WHERE i.indrelid = '$1'::regclass ORDER BY 1"
+}
+IDX_REPL=$(index_set dem.sampletable)
+IDX_BASE=$(index_set bench_target)
+if [ "$IDX_REPL" != "$IDX_BASE" ] || [ -z "$IDX_REPL" ]; then
+    echo "$ME: bench_target's indexes differ from dem.sampletable's:" >&2
+    printf 'dem.sampletable:\n%s\nbench_target:\n%s\n' "$IDX_REPL" "$IDX_BASE" >&2
+    exit 1
+fi
+COLS_REPL=$(csql "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'dem.sampletable'::regclass AND attnum > 0 AND NOT attisdropped")
+COLS_BASE=$(csql "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'bench_target'::regclass AND attnum > 0 AND NOT attisdropped")
+[ "$COLS_REPL" = "$COLS_BASE" ] || { echo "$ME: bench_target's columns differ: $COLS_BASE vs $COLS_REPL" >&2; exit 1; }
+
+PGVER=$(lsql "SHOW server_version")
+NCPU=$(nproc 2>/dev/null || echo '?')
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)
+echo "== campaign replication bench: PostgreSQL $PGVER, $NCPU CPU(s) ${CPU:+($CPU)}"
+echo "   scratch clusters in $WORK: local port $LPORT (campaign worker), cloud port $CPORT; unix sockets"
+echo "   both: shared_buffers=256MB, max_wal_size=4GB, fsync=on, synchronous_commit=on, track_commit_timestamp=on"
+echo "   campaign.batch_size=$(lsql "SHOW campaign.batch_size"), campaign.batch_memory=$(lsql "SHOW campaign.batch_memory")"
+echo "   cloud table dem.sampletable and baseline table bench_target: ($COLS_REPL)"
+printf '%s\n' "$IDX_REPL" | sed 's/^/     index: /'
+
+worker_pid() {
+    lsql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'"
+}
+WPID=$(worker_pid)
+[ -n "$WPID" ] || { echo "$ME: no campaign replication worker running on the local server" >&2; exit 1; }
+
+checkpoint_both() { lsql "CHECKPOINT" >/dev/null; csql "CHECKPOINT" >/dev/null; }
+
+# Stage NROWS inserts: NCOLL collections of COLL records, one transaction each.
+stage_backlog() {
+    local c sqlf=$WORK/stage.sql
+    : >"$sqlf"
+    for c in $(seq 0 $((NCOLL - 1))); do
+        echo "SELECT length(campaign.xtk_ingest((SELECT '<sampleTableStg-collection xtkschema=\"dem:sampleTableStg\">' || string_agg(format('<sampleTableStg id=\"%s\" testcol1=\"value %s\" testcol2=\"other %s\" score=\"%s\"/>', i, i, i, i), '') || '</sampleTableStg-collection>' FROM generate_series($((c * COLL + 1)), $(((c + 1) * COLL))) i)));" >>"$sqlf"
+    done
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$sqlf"
+    "${LPSQL[@]}" -f "$sqlf" >/dev/null
+}
+
+# Memory sampler of the worker: peak VmRSS, RssAnon, RssShmem (kB) to a file.
+start_sampler() {  # start_sampler PID OUTFILE
+    local pid=$1 out=$2
+    echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true   # resets VmHWM
+    (
+        rss=0 anon=0 shm=0
+        trap 'echo "$rss $anon $shm" >"$out"; exit 0' TERM
+        while :; do
+            if [ -r "/proc/$pid/status" ]; then
+                while read -r k v _; do
+                    case $k in
+                        VmRSS:) [ "$v" -le "$rss" ] || rss=$v ;;
+                        RssAnon:) [ "$v" -le "$anon" ] || anon=$v ;;
+                        RssShmem:) [ "$v" -le "$shm" ] || shm=$v ;;
+                    esac
+                done <"/proc/$pid/status"
+            fi
+            echo "$rss $anon $shm" >"$out"
+            sleep 0.05
+        done
+    ) &
+    SAMPLER_PID=$!
+}
+stop_sampler() {
+    kill "$SAMPLER_PID" 2>/dev/null || true
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    SAMPLER_PID=
+}
+hwm_kb() { sed -nE 's/^VmHWM:[[:space:]]+([0-9]+) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+verdict() {  # verdict RATIO FLOOR GOAL
+    awk -v r="$1" -v f="$2" -v g="$3" 'BEGIN { print (r >= g ? "goal met" : (r >= f ? "above floor, below goal" : "BELOW FLOOR")) }'
+}
+
+run_copy() {  # -> ms
+    local t0 t1 n
+    t0=$(now)
+    "${LPSQL[@]}" -c "COPY (SELECT _uuid, id, testcol1, testcol2, score FROM dem.sampletablestg) TO STDOUT" |
+        "${CPSQL[@]}" -c "COPY bench_target (_uuid, id, testcol1, testcol2, score) FROM STDIN"
+    t1=$(now)
+    n=$(csql "SELECT count(*) FROM bench_target")
+    [ "$n" = "$NROWS" ] || { echo "$ME: COPY loaded $n rows, not $NROWS" >&2; exit 1; }
+    elapsed_ms "$t0" "$t1"
+}
+
+# Stop a drain that is taking too long: cut the worker's cloud connection (its
+# batch fails and rolls back on both sides; the schema is in stopped mode, so
+# the worker then stays idle) and wait until the worker is idle.
+WORKER_IDLE=1
+abort_drain() {
+    local i state
+    WORKER_IDLE=0
+    for i in $(seq 1 1200); do
+        csql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'campaign replication worker'" >/dev/null
+        state=$(lsql "SELECT state FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'")
+        if [ "$state" = idle ]; then WORKER_IDLE=1; return; fi
+        sleep 0.1
+    done
+}
+
+run_drain() {  # sets DRAIN_RESULT_MS, MEM_IDLE, MEM_RSS, MEM_ANON, MEM_SHM, MEM_HWM, DRAIN_DETAIL
+    local out count n hist_from
+    WPID=$(worker_pid)
+    [ -n "$WPID" ] || { echo "$ME: no campaign replication worker running on the local server" >&2; exit 1; }
+    hist_from=$(lsql "SELECT coalesce(max(id), 0) FROM campaign.replication_history")
+    MEM_IDLE=$(sed -nE 's/^RssAnon:[[:space:]]+([0-9]+) kB/\1/p' "/proc/$WPID/status")
+    start_sampler "$WPID" "$WORK/mem.out"
+    DRAIN_TIMED_OUT=0
+    out=$("${LPSQL[@]}" -At 2>"$WORK/drain.err" <<EOF
+SET statement_timeout = '${DRAIN_TIMEOUT}s';
+\\timing on
+SELECT campaign.replicate_now('dem:sampleTable');
+EOF
+) || DRAIN_TIMED_OUT=1
+    MEM_HWM=$(hwm_kb "$WPID")
+    stop_sampler
+    read -r MEM_RSS MEM_ANON MEM_SHM <"$WORK/mem.out"
+    if [ "$DRAIN_TIMED_OUT" = 1 ]; then
+        grep -q 'statement timeout' "$WORK/drain.err" || { cat "$WORK/drain.err" >&2; exit 1; }
+        DRAIN_RESULT_MS=timeout
+        DRAIN_DONE_ROWS=$(csql "SELECT count(*) FROM dem.sampletable")
+        abort_drain
+    else
+        count=$(printf '%s\n' "$out" | grep -v '^Time: ' | tail -n1)
+        DRAIN_RESULT_MS=$(printf '%s\n' "$out" | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | tail -n1)
+        [ "$count" = "$NROWS" ] || { echo "$ME: replicate_now returned $count, not $NROWS" >&2; exit 1; }
+        n=$(csql "SELECT count(*) FROM dem.sampletable")
+        [ "$n" = "$NROWS" ] || { echo "$ME: the cloud has $n rows after the drain, not $NROWS" >&2; exit 1; }
+        n=$(csql "SELECT count(DISTINCT id) FROM dem.sampletable")
+        [ "$n" = "$NROWS" ] || { echo "$ME: the cloud has $n distinct ids after the drain, not $NROWS" >&2; exit 1; }
+    fi
+    DRAIN_DETAIL=$(lsql "SELECT CASE WHEN count(*) = 0 THEN 'no batch finished' ELSE count(*) || ' batches of ' || round(avg(rows)) || ' rows / '
+                                || round(avg(bytes) / 1048576.0, 1) || ' MB (COPY text); per batch '
+                                || round(1000 * extract(epoch FROM min(finished_at - started_at))) || '/'
+                                || round(1000 * extract(epoch FROM avg(finished_at - started_at))) || '/'
+                                || round(1000 * extract(epoch FROM max(finished_at - started_at)))
+                                || ' ms min/avg/max, sum '
+                                || round(1000 * extract(epoch FROM sum(finished_at - started_at))) || ' ms' END
+                           FROM campaign.replication_history WHERE id > $hist_from AND outcome = 'success'")
+}
+
+# ---------------------------------------------------------------- (1) + (3) drain
+echo
+echo "(1) drain of a $NROWS-row backlog ($NCOLL collections of $COLL staged inserts, replication stopped)"
+echo "    campaign: time of SELECT campaign.replicate_now('dem:sampleTable') (returns when all is applied)"
+echo "    baseline: psql local COPY (SELECT ...) TO STDOUT | psql cloud COPY bench_target FROM STDIN"
+echo "    best of $REPEAT rounds, order alternating"
+printf '    %-6s %12s %12s %12s %10s %10s %10s\n' round "stage ms" "drain ms" "COPY ms" "RssAnon MB" "VmRSS MB" "VmHWM MB"
+DRAIN_MS=() COPY_MS=() IDLE=() ANON=() RSS=() HWM=() DETAILS=()
+for r in $(seq 1 "$REPEAT"); do
+    lsql "TRUNCATE dem.sampletablestg" >/dev/null
+    csql "TRUNCATE dem.sampletable, bench_target" >/dev/null
+    t0=$(now); stage_backlog; t1=$(now)
+    stage_ms=$(elapsed_ms "$t0" "$t1")
+    lsql "VACUUM ANALYZE dem.sampletablestg" >/dev/null
+    pend=$(lsql "SELECT pending FROM campaign.staging_status WHERE schema_name = 'dem:sampleTable'")
+    [ "$pend" = "$NROWS" ] || { echo "$ME: $pend rows pending after staging, not $NROWS" >&2; exit 1; }
+    if [ $((r % 2)) -eq 1 ]; then
+        checkpoint_both; c=$(run_copy)
+        checkpoint_both; run_drain
+    else
+        checkpoint_both; run_drain
+        checkpoint_both; c=$(run_copy)
+    fi
+    d=$DRAIN_RESULT_MS
+    DRAIN_MS+=("$d") COPY_MS+=("$c") IDLE+=("$MEM_IDLE") ANON+=("$MEM_ANON") RSS+=("$MEM_RSS") HWM+=("$MEM_HWM")
+    printf '    %-6s %12s %12s %12s %10s %10s %10s\n' "$r" "$stage_ms" "$d" "$c" \
+        "$(mb "$MEM_ANON")" "$(mb "$MEM_RSS")" "$(mb "$MEM_HWM")"
+    if [ "$DRAIN_TIMED_OUT" = 1 ]; then
+        echo "           drain: TIMED OUT after ${DRAIN_TIMEOUT} s (DRAIN_TIMEOUT), $DRAIN_DONE_ROWS of $NROWS rows on the cloud then; worker's cloud connection cut to stop it"
+    fi
+    echo "           drain: $DRAIN_DETAIL"
+    echo "           worker RssAnon before the drain $(mb "$MEM_IDLE") MB, peak RssShmem $(mb "$MEM_SHM") MB"
+    # A drain that timed out would time out again: no further round.
+    [ "$DRAIN_TIMED_OUT" = 0 ] || break
+done
+COPY_BEST=$(printf '%s\n' "${COPY_MS[@]}" | sort -g | head -n1)
+DRAIN_BEST=$(printf '%s\n' "${DRAIN_MS[@]}" | grep -v timeout | sort -g | head -n1 || true)
+if [ -n "$DRAIN_BEST" ]; then
+    R1=$(ratio "$COPY_BEST" "$DRAIN_BEST")
+    V1=$(verdict "$R1" 0.5 0.8)
+    DRAIN_RPS=$(awk -v n="$NROWS" -v ms="$DRAIN_BEST" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+else
+    # Only a bound: the drain took longer than DRAIN_TIMEOUT.
+    DRAIN_BEST=">$((DRAIN_TIMEOUT * 1000))"
+    R1="<$(ratio "$COPY_BEST" "$((DRAIN_TIMEOUT * 1000))")"
+    V1=$(verdict "${R1#<}" 0.5 0.8)
+    [ "$V1" = "BELOW FLOOR" ] || V1="unknown (timed out)"
+    DRAIN_RPS="<$(awk -v n="$NROWS" -v s="$DRAIN_TIMEOUT" 'BEGIN { printf "%.0f", n / s }')"
+fi
+printf '    %-6s %12s %12s %12s\n' best "" "$DRAIN_BEST" "$COPY_BEST"
+COPY_RPS=$(awk -v n="$NROWS" -v ms="$COPY_BEST" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+echo "    rows/s: drain $DRAIN_RPS, COPY $COPY_RPS"
+echo "    ratio COPY_time/drain_time = $R1  (floor 0.50, goal 0.80): $V1"
+
+PEAK_ANON=$(printf '%s\n' "${ANON[@]}" | sort -g | tail -n1)
+PEAK_RSS=$(printf '%s\n' "${RSS[@]}" | sort -g | tail -n1)
+PEAK_HWM=$(printf '%s\n' "${HWM[@]}" | sort -g | tail -n1)
+V3=$(awk -v k="$PEAK_ANON" 'BEGIN { print (k < 64 * 1024 ? "goal met" : "ABOVE GOAL") }')
+[ "$DRAIN_TIMED_OUT" = 0 ] || V3="$V3 so far (drain timed out)"
+echo
+echo "(3) worker memory while draining (pid sampled every 50 ms, peak over the $REPEAT drains)"
+echo "    RssAnon (private) $(mb "$PEAK_ANON") MB (before the drains: $(mb "${IDLE[0]}") MB): $V3 (goal < 64 MB)"
+echo "    VmRSS $(mb "$PEAK_RSS") MB, VmHWM $(mb "$PEAK_HWM") MB (both include shared_buffers pages touched)"
+
+# ---------------------------------------------------------------- (2) lag
+echo
+echo "(2) replication lag at a steady unitary load: continuous mode, 1 client, pgbench -R $LAG_RATE -T $LAG_SECONDS,"
+echo "    one one-record xtk_ingest per transaction; lag = cloud commit time - local commit time"
+LAG_P50=- LAG_P99=- LAG_MAX=- V2="not measured"
+if [ "$WORKER_IDLE" = 0 ]; then
+    echo "    skipped: the worker is still busy with the backlog of (1)"
+else
+    lsql "TRUNCATE dem.sampletablestg" >/dev/null
+    csql "TRUNCATE dem.sampletable" >/dev/null
+    csql "ALTER TABLE dem.sampletable ADD COLUMN arrived timestamptz DEFAULT clock_timestamp()" >/dev/null
+    lsql "CREATE SEQUENCE bench_lag_id" >/dev/null
+    checkpoint_both
+    hist_from=$(lsql "SELECT coalesce(max(id), 0) FROM campaign.replication_history")
+    lsql "SELECT campaign.start_replication('dem:sampleTable')" >/dev/null
+    cat >"$WORK/lag.pgbench" <<'EOF'
+SELECT length(campaign.xtk_ingest('<sampleTableStg id="lag' || nextval('bench_lag_id') || '" testcol1="unitary load" testcol2="' || clock_timestamp() || '" score="1" xtkschema="dem:' || 'sampleTableStg"/>'));
+EOF
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$WORK/lag.pgbench"
+    sleep 1
+    as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$LPORT" -c 1 -j 1 -R "$LAG_RATE" -T "$LAG_SECONDS" \
+        -f "$WORK/lag.pgbench" postgres >"$WORK/lag-pgbench.log" 2>&1 || { cat "$WORK/lag-pgbench.log" >&2; exit 1; }
+    NLAG=$(lsql "SELECT count(*) FROM dem.sampletablestg")
+    # Wait (at most 30 s) until the cloud has every record.
+    for _ in $(seq 1 300); do
+        [ "$(csql "SELECT count(*) FROM dem.sampletable")" = "$NLAG" ] && break
+        sleep 0.1
+    done
+    lsql "CREATE TABLE bench_lag_cloud (id text, committed timestamptz, arrived timestamptz)" >/dev/null
+    "${CPSQL[@]}" -c "COPY (SELECT id, pg_xact_commit_timestamp(xmin), arrived FROM dem.sampletable) TO STDOUT" |
+        "${LPSQL[@]}" -c "COPY bench_lag_cloud FROM STDIN"
+    LAG=$(lsql "WITH l AS (
+                   SELECT extract(epoch FROM c.committed - pg_xact_commit_timestamp(s.xmin)) AS visible,
+                          extract(epoch FROM c.arrived - s.testcol2::timestamptz) AS arrived
+                     FROM dem.sampletablestg s JOIN bench_lag_cloud c USING (id))
+                SELECT count(*),
+                       round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY visible))::text,
+                       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY visible))::text,
+                       round(1000 * max(visible))::text,
+                       round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY arrived))::text,
+                       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY arrived))::text,
+                       round(1000 * max(arrived))::text
+                  FROM l" | tr '|' ' ')
+    read -r LAG_N LAG_P50 LAG_P99 LAG_MAX ARR_P50 ARR_P99 ARR_MAX <<<"$LAG"
+    LAG_BATCHES=$(lsql "SELECT count(*) || ' batches, ' || round(avg(rows), 2) || ' rows per batch, '
+                               || round(1000 * extract(epoch FROM avg(finished_at - started_at)), 1) || ' ms per batch on average'
+                          FROM campaign.replication_history WHERE id > $hist_from AND outcome = 'success'")
+    TPS=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$WORK/lag-pgbench.log" | awk '{ printf "%.1f", $1 }')
+    INGEST_LAT=$(sed -nE 's/^latency average = ([0-9.]+) ms/\1/p' "$WORK/lag-pgbench.log")
+    [ "$LAG_N" = "$NLAG" ] || echo "    WARNING: $NLAG records ingested, $LAG_N on the cloud after 30 s"
+    V2=$(awk -v p="$LAG_P99" 'BEGIN { print (p < 500 ? "goal met" : (p < 2000 ? "above floor, below goal" : "BELOW FLOOR")) }')
+    echo "    $NLAG records ingested at $TPS TPS (ingest latency ${INGEST_LAT} ms), $LAG_N on the cloud; $LAG_BATCHES"
+    echo "    lag (visible on the cloud - committed locally): p50 $LAG_P50 ms, p99 $LAG_P99 ms, max $LAG_MAX ms: $V2 (floor p99 < 2000, goal p99 < 500)"
+    echo "    cross-check (cloud row's arrived default - ingest clock_timestamp()): p50 $ARR_P50 ms, p99 $ARR_P99 ms, max $ARR_MAX ms"
+fi
+
+# ---------------------------------------------------------------- summary
+echo
+echo "== summary"
+printf '   %-44s %12s %12s %7s  %s\n' "measure" "campaign" "baseline" "ratio" "verdict (floor/goal)"
+printf '   %-44s %12s %12s %7s  %s\n' "drain ${NROWS}-row backlog vs COPY|COPY (ms)" "$DRAIN_BEST" "$COPY_BEST" "$R1" "$V1 (0.5/0.8)"
+printf '   %-44s %12s %12s\n' "   (rows/s)" "$DRAIN_RPS" "$COPY_RPS"
+printf '   %-44s %12s %12s %7s  %s\n' "lag at ${LAG_RATE}/s unitary ingest, p99 (ms)" "$LAG_P99" "" "" "$V2 (2000/500)"
+printf '   %-44s %12s\n' "   p50 / max (ms)" "$LAG_P50 / $LAG_MAX"
+printf '   %-44s %12s %12s %7s  %s\n' "worker RssAnon peak while draining (MB)" "$(mb "$PEAK_ANON")" "" "" "$V3 (bounded/64)"
+printf '   %-44s %12s\n' "   VmRSS / VmHWM incl. shared buffers (MB)" "$(mb "$PEAK_RSS") / $(mb "$PEAK_HWM")"
