@@ -142,10 +142,11 @@ replicate_now(PG_FUNCTION_ARGS)
 	int			i;
 
 	campaign_require_preload();
-	if (staged_in_transaction)
+	/* The worker would wait for our own writes to commit: refuse. */
+	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
 		ereport(ERROR,
 				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
-				 errmsg("cannot replicate rows staged by the current transaction"),
+				 errmsg("cannot replicate from a transaction that has written data"),
 				 errhint("Commit the transaction, then call campaign.replicate_now().")));
 	if (strlen(schema) >= sizeof(req->schema))
 		ereport(ERROR,

@@ -141,6 +141,21 @@ cloud_report(PGconn *conn, PGresult *res, const char *sql)
 			 sql ? errcontext("remote SQL command: %s", sql) : 0));
 }
 
+/*
+ * Is the failure the data's fault (a value, a constraint, a trigger's
+ * refusal), as opposed to the cloud's state (resources, connection,
+ * missing objects), which is raised so that the batch is retried?
+ */
+static bool
+rejects_data(PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	return state != NULL &&
+		(strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0 ||
+		 strncmp(state, "44", 2) == 0 || strncmp(state, "P0", 2) == 0);
+}
+
 /* The cloud's error message of a failed result, then the result is freed. */
 static char *
 result_message(PGconn *conn, PGresult *res)
@@ -178,8 +193,9 @@ cloud_command(PGconn *conn, const char *sql)
 }
 
 /*
- * Run a command; return NULL on success or the cloud's message on failure.
- * A lost connection is raised, not returned: it is not the row's fault.
+ * Run a command; return NULL on success or the cloud's message when the
+ * cloud rejects the data.  Other failures (a lost connection, resources,
+ * missing objects) are raised: they are not the rows' fault.
  */
 char *
 cloud_try_exec(PGconn *conn, const char *sql, int nparams,
@@ -193,7 +209,7 @@ cloud_try_exec(PGconn *conn, const char *sql, int nparams,
 		PQclear(res);
 		return NULL;
 	}
-	if (PQstatus(conn) != CONNECTION_OK)
+	if (PQstatus(conn) != CONNECTION_OK || !rejects_data(res))
 		cloud_report(conn, res, sql);
 	return result_message(conn, res);
 }
@@ -210,7 +226,7 @@ cloud_try_copy(PGconn *conn, const char *copy_sql, const char *buf, size_t len)
 
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
 	{
-		if (PQstatus(conn) != CONNECTION_OK)
+		if (PQstatus(conn) != CONNECTION_OK || !rejects_data(res))
 			cloud_report(conn, res, copy_sql);
 		return result_message(conn, res);
 	}
@@ -230,7 +246,7 @@ cloud_try_copy(PGconn *conn, const char *copy_sql, const char *buf, size_t len)
 	{
 		char	   *msg;
 
-		if (PQstatus(conn) != CONNECTION_OK)
+		if (PQstatus(conn) != CONNECTION_OK || !rejects_data(res))
 			cloud_report(conn, res, copy_sql);
 		msg = result_message(conn, res);
 		while ((res = PQgetResult(conn)) != NULL)

@@ -150,6 +150,15 @@ varlena_equal(struct varlena *a, struct varlena *b)
 		memcmp(a, b, VARSIZE_ANY(a)) == 0;
 }
 
+static struct varlena *
+copy_varlena(struct varlena *v)
+{
+	struct varlena *copy = palloc(VARSIZE_ANY(v));
+
+	memcpy(copy, v, VARSIZE_ANY(v));
+	return copy;
+}
+
 /* Attribute indexes named in a text[] of attribute names. */
 static int
 array_attributes(StagingSchema *s, struct varlena *array, int **atts)
@@ -197,8 +206,8 @@ find_group(Batch *b, StagedOperation op, struct varlena *key,
 	g = &b->groups[b->ngroups];
 	memset(g, 0, sizeof(ChangeGroup));
 	g->op = op;
-	g->key = key ? (struct varlena *) pnstrdup((char *) key, VARSIZE_ANY(key)) : NULL;
-	g->carried = (struct varlena *) pnstrdup((char *) carried, VARSIZE_ANY(carried));
+	g->key = key ? copy_varlena(key) : NULL;
+	g->carried = copy_varlena(carried);
 	g->carried_mask = palloc0(sizeof(bool) * Max(b->schema->natts, 1));
 	n = array_attributes(b->schema, carried, &atts);
 	for (i = 0; i < n; i++)
@@ -550,6 +559,8 @@ apply_rows_one_by_one(PGconn *conn, Batch *b, int first, int end)
 	int			i;
 
 	cloud_command(conn, "TRUNCATE " TEMP_TABLE);
+	/* Each row is then found by its _seq, not by scanning the whole run. */
+	cloud_command(conn, "CREATE INDEX IF NOT EXISTS campaign_batch_seq ON " TEMP_TABLE " (_seq)");
 	if ((msg = copy_rows(conn, b, first, end, false)) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_ERROR),
@@ -567,6 +578,7 @@ apply_rows_one_by_one(PGconn *conn, Batch *b, int first, int end)
 			continue;
 		}
 		cloud_command(conn, "ROLLBACK TO SAVEPOINT campaign_row");
+		cloud_command(conn, "RELEASE SAVEPOINT campaign_row");
 		{
 			RejectedRow *r = palloc(sizeof(RejectedRow));
 
@@ -589,14 +601,19 @@ apply_batch(PGconn *conn, Batch *b)
 	for (r = 0; r < b->nruns; r++)
 	{
 		int			end = b->run_ends[r];
+		char	   *msg;
 
 		if (end <= first)
 			continue;
 		cloud_command(conn, "SAVEPOINT campaign_run");
-		if (apply_run(conn, b, first, end) == NULL)
+		if ((msg = apply_run(conn, b, first, end)) == NULL)
 			cloud_command(conn, "RELEASE SAVEPOINT campaign_run");
 		else
 		{
+			ereport(LOG,
+					(errmsg("campaign: %s: cloud rejected %d staged changes applied together, applying them one by one",
+							b->schema->xtkschema, end - first),
+					 errdetail_internal("%s", msg)));
 			cloud_command(conn, "ROLLBACK TO SAVEPOINT campaign_run");
 			apply_rows_one_by_one(conn, b, first, end);
 			cloud_command(conn, "RELEASE SAVEPOINT campaign_run");
@@ -614,18 +631,24 @@ mark_rejected(Batch *b)
 	char	   *sql = psprintf("UPDATE %s SET " STG_COL_ERROR " = $2 WHERE " STG_COL_SEQ " = $1",
 							   b->staging);
 	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	RejectedRow *first;
 
+	if (b->rejects == NIL)
+		return;
 	foreach(lc, b->rejects)
 	{
 		RejectedRow *r = lfirst(lc);
 		Datum		args[2] = {Int64GetDatum(r->seq), CStringGetTextDatum(r->message)};
 
 		SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 0);
-		ereport(WARNING,
-				(errmsg("campaign: cloud rejected staged change " INT64_FORMAT " of %s",
-						r->seq, b->schema->xtkschema),
-				 errdetail_internal("%s", r->message)));
 	}
+	first = linitial(b->rejects);
+	ereport(WARNING,
+			(errmsg("campaign: cloud rejected %d staged changes of %s",
+					list_length(b->rejects), b->schema->xtkschema),
+			 errdetail_internal("First, change " INT64_FORMAT ": %s", first->seq,
+								first->message),
+			 errhint("The rows are kept with _stg_error set; fix the cause, then call campaign.retry_errors() or campaign.discard_errors().")));
 }
 
 /* Last value handed out by the staging sequence (0 when none). */

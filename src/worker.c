@@ -235,9 +235,18 @@ purge(void *arg)
 		Datum		args[2] = {Int64GetDatum(s->replicated_upto),
 		Int32GetDatum(campaign_staging_retention)};
 
+		/*
+		 * Rows are staged in _lastmodified order, give or take concurrent
+		 * transactions: the purgeable rows are the prefix of the table up to
+		 * the first row still within retention, found by walking the
+		 * primary key from the start instead of scanning the whole table.
+		 */
 		SPI_execute_with_args(psprintf("DELETE FROM %s WHERE " STG_COL_SEQ " <= $1"
-									   " AND " STG_COL_ERROR " IS NULL AND " STG_COL_LASTMOD
-									   " < now() - make_interval(secs => $2)", s->staging),
+									   " AND " STG_COL_SEQ " < coalesce((SELECT " STG_COL_SEQ
+									   " FROM %s WHERE " STG_COL_SEQ " <= $1 AND " STG_COL_LASTMOD
+									   " >= now() - make_interval(secs => $2)"
+									   " ORDER BY " STG_COL_SEQ " LIMIT 1), $1 + 1)"
+									   " AND " STG_COL_ERROR " IS NULL", s->staging, s->staging),
 							  2, argtypes, args, NULL, false, 0);
 	}
 	SPI_execute_with_args("DELETE FROM campaign.replication_history"
