@@ -42,7 +42,7 @@ PG_FUNCTION_INFO_V1(replicate_now);
 char	   *campaign_database = NULL;
 char	   *campaign_cloud_server = NULL;
 int			campaign_batch_size = 50000;
-int			campaign_batch_memory = 32768;	/* kB */
+int			campaign_batch_memory = 16384;	/* kB */
 int			campaign_staging_retention = 86400; /* s */
 int			campaign_history_retention = 7 * 86400; /* s */
 int			campaign_naptime = 1000;	/* ms */
@@ -226,8 +226,8 @@ define_gucs(void)
 							NULL, &campaign_batch_size, 50000, 1, 10000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("campaign.batch_memory",
-							"Most memory a batch's rows may take in the worker.",
-							NULL, &campaign_batch_memory, 32768, 64, 1048576,
+							"Most COPY data a batch's rows may take in the worker.",
+							NULL, &campaign_batch_memory, 16384, 64, 1048576,
 							PGC_SIGHUP, GUC_UNIT_KB, NULL, NULL, NULL);
 	DefineCustomIntVariable("campaign.staging_retention",
 							"How long replicated staging rows are kept before purge.",

@@ -31,6 +31,7 @@
 #include "executor/executor.h"
 #include "nodes/parsenodes.h"
 #include "record.h"
+#include "storage/lmgr.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -58,13 +59,32 @@ typedef struct StagingWriter
 	MemoryContext chunk_cxt;	/* values of the rows not yet written */
 } StagingWriter;
 
+/*
+ * The staging schema of xtkschema, with its table locked.  Taking the lock
+ * processes pending invalidations: if the schema changed meanwhile (a
+ * concurrent register_schema committed), look it up again.
+ */
+static StagingSchema *
+lookup_and_lock(const char *xtkschema)
+{
+	for (;;)
+	{
+		StagingSchema *schema = staging_schema_lookup(xtkschema);
+
+		LockRelationOid(schema->relid, RowExclusiveLock);
+		if (schema->valid)
+			return schema;
+		UnlockRelationOid(schema->relid, RowExclusiveLock);
+	}
+}
+
 static void
 writer_open(StagingWriter *w, StagingSchema *schema, bool bulk)
 {
 	RangeTblEntry *rte;
 	int			i;
 
-	w->rel = table_open(schema->relid, RowExclusiveLock);
+	w->rel = table_open(schema->relid, NoLock);
 	if (w->rel->rd_rel->relkind != RELKIND_RELATION)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
@@ -205,7 +225,6 @@ ingest_records(xmlDocPtr doc, bool ext)
 	Datum		lastmod = TimestampTzGetDatum(GetCurrentTimestamp());
 	unsigned char *random = NULL;
 	int			nrandom = 0;
-	int			nrecords = 0;
 
 	collection = rootlen > suffixlen &&
 		strcmp(rootname + rootlen - suffixlen, COLLECTION_SUFFIX) == 0;
@@ -216,7 +235,7 @@ ingest_records(xmlDocPtr doc, bool ext)
 				 errmsg("document <%s> has no xtkschema attribute",
 						campaign_shorten(rootname)),
 				 errhint("Name the staging schema, e.g. xtkschema=\"dem:sampleTableStg\".")));
-	schema = staging_schema_lookup(xtkschema);
+	schema = lookup_and_lock(xtkschema);
 
 	record_builder_init(&builder, schema, ext);
 	builder.collection = collection;
@@ -233,14 +252,10 @@ ingest_records(xmlDocPtr doc, bool ext)
 							 COLLECTION_SUFFIX)));
 		builder.default_key = root_attribute(root, "_key");
 		builder.default_operation = root_attribute(root, "_operation");
-		for (rec = root->children; rec; rec = rec->next)
-			nrecords += (rec->type == XML_ELEMENT_NODE);
 	}
-	else
-		nrecords = 1;
 
 	initStringInfo(&uuids);
-	writer_open(&writer, schema, nrecords > 1);
+	writer_open(&writer, schema, collection);
 	record_builder_enter(&builder);
 
 	for (rec = collection ? root->children : root; rec;
@@ -262,8 +277,10 @@ ingest_records(xmlDocPtr doc, bool ext)
 		recno++;
 		if (nrandom == 0)
 		{
-			nrandom = Min(INGEST_CHUNK, nrecords - recno + 1);
-			random = MemoryContextAlloc(builder.cxt, UUID_LEN * INGEST_CHUNK);
+			/* Random bytes for the UUIDs: a chunk's worth at a time. */
+			nrandom = collection ? INGEST_CHUNK : 1;
+			if (random == NULL)
+				random = MemoryContextAlloc(builder.cxt, UUID_LEN * INGEST_CHUNK);
 			if (!pg_strong_random(random, UUID_LEN * nrandom))
 				ereport(ERROR,
 						(errcode(ERRCODE_INTERNAL_ERROR),

@@ -166,6 +166,37 @@ parse_key(RecordBuilder *b, const char *raw)
 	return b->last_key;
 }
 
+/*
+ * A value too long to quote whole: PostgreSQL's input functions quote what
+ * they refuse in full, so their error is raised again with the value cut,
+ * keeping its SQLSTATE.
+ */
+static Datum
+convert_long_value(CampaignAttribute *a, const char *value)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	PG_TRY();
+	{
+		result = InputFunctionCall(&a->infunc, (char *) value, a->typioparam, -1);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("invalid value for attribute \"%s\" (%s): \"%s\"",
+						a->name, a->type, campaign_shorten(value))));
+	}
+	PG_END_TRY();
+	return result;
+}
+
 /* Convert one value with its attribute's type; sets *isnull. */
 static Datum
 convert_value(RecordBuilder *b, CampaignAttribute *a, const char *value,
@@ -194,7 +225,9 @@ convert_value(RecordBuilder *b, CampaignAttribute *a, const char *value,
 		*isnull = true;
 		return (Datum) 0;
 	}
-	return InputFunctionCall(&a->infunc, (char *) value, a->typioparam, -1);
+	if (strlen(value) <= CAMPAIGN_QUOTE_MAX)
+		return InputFunctionCall(&a->infunc, (char *) value, a->typioparam, -1);
+	return convert_long_value(a, value);
 }
 
 /* Record the value of attribute "name" found in the document. */

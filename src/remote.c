@@ -215,14 +215,13 @@ cloud_try_exec(PGconn *conn, const char *sql, int nparams,
 }
 
 /*
- * COPY the text-format data in buf into the cloud with "copy_sql"; returns
- * NULL or the cloud's message.
+ * Start "COPY ... FROM STDIN" on the cloud; returns NULL or the cloud's
+ * message when it refuses the data.
  */
 char *
-cloud_try_copy(PGconn *conn, const char *copy_sql, const char *buf, size_t len)
+cloud_copy_begin(PGconn *conn, const char *copy_sql)
 {
 	PGresult   *res = PQexec(conn, copy_sql);
-	size_t		off = 0;
 
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
 	{
@@ -231,30 +230,44 @@ cloud_try_copy(PGconn *conn, const char *copy_sql, const char *buf, size_t len)
 		return result_message(conn, res);
 	}
 	PQclear(res);
+	return NULL;
+}
+
+/* Send COPY data (libpq buffers it). */
+void
+cloud_copy_send(PGconn *conn, const char *buf, size_t len)
+{
+	size_t		off = 0;
+
 	while (off < len)
 	{
 		size_t		chunk = Min(len - off, (size_t) 1 << 20);
 
 		if (PQputCopyData(conn, buf + off, (int) chunk) != 1)
-			cloud_report(conn, NULL, copy_sql);
+			cloud_report(conn, NULL, "COPY data");
 		off += chunk;
 	}
+}
+
+/* End the COPY; returns NULL or the cloud's message. */
+char *
+cloud_copy_end(PGconn *conn)
+{
+	PGresult   *res;
+	char	   *msg = NULL;
+
 	if (PQputCopyEnd(conn, NULL) != 1)
-		cloud_report(conn, NULL, copy_sql);
+		cloud_report(conn, NULL, "COPY end");
 	res = PQgetResult(conn);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
-		char	   *msg;
-
 		if (PQstatus(conn) != CONNECTION_OK || !rejects_data(res))
-			cloud_report(conn, res, copy_sql);
+			cloud_report(conn, res, "COPY");
 		msg = result_message(conn, res);
-		while ((res = PQgetResult(conn)) != NULL)
-			PQclear(res);
-		return msg;
 	}
-	PQclear(res);
+	else
+		PQclear(res);
 	while ((res = PQgetResult(conn)) != NULL)
 		PQclear(res);
-	return NULL;
+	return msg;
 }

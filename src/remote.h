@@ -17,8 +17,9 @@ extern PGresult *cloud_exec(PGconn *conn, const char *sql, int nparams,
 extern void cloud_command(PGconn *conn, const char *sql);
 extern char *cloud_try_exec(PGconn *conn, const char *sql, int nparams,
 							const char *const *params);
-extern char *cloud_try_copy(PGconn *conn, const char *copy_sql, const char *buf,
-							size_t len);
+extern char *cloud_copy_begin(PGconn *conn, const char *copy_sql);
+extern void cloud_copy_send(PGconn *conn, const char *buf, size_t len);
+extern char *cloud_copy_end(PGconn *conn);
 
 /* Cloud-side bookkeeping of the replication (created by deploy). */
 #define CLOUD_WATERMARK_TABLE "campaign_replication.watermark"

@@ -67,6 +67,7 @@ typedef struct ChangeGroup
 	bool	   *carried_mask;	/* per attribute */
 	int		   *key_atts;
 	int			nkey;
+	bool		unkeyed;		/* a key attribute was dropped since */
 	char	   *statement;		/* built when first needed */
 } ChangeGroup;
 
@@ -85,6 +86,7 @@ typedef struct Batch
 	char	   *staging;		/* quoted staging table */
 	char	   *target;			/* quoted cloud table */
 	StringInfoData data;		/* COPY lines of all rows */
+	MemoryContext row_cxt;		/* what converting one row needs */
 	BatchRow   *rows;
 	int			nrows;
 	int			maxrows;
@@ -150,6 +152,43 @@ varlena_equal(struct varlena *a, struct varlena *b)
 		memcmp(a, b, VARSIZE_ANY(a)) == 0;
 }
 
+/* The operation of a staged change, from its _operation text. */
+static StagedOperation
+operation_of(Datum d)
+{
+	text	   *t = DatumGetTextPP(d);
+	int			len = VARSIZE_ANY_EXHDR(t);
+	int			i;
+
+	for (i = 0; i < 4; i++)
+		if (strlen(staged_operation_names[i]) == len &&
+			memcmp(VARDATA_ANY(t), staged_operation_names[i], len) == 0)
+			return (StagedOperation) i;
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("staged change has unknown _operation \"%s\"", text_to_cstring(t))));
+	return STG_OP_INSERT;		/* keep compiler quiet */
+}
+
+/* A UUID in COPY text form, written straight into the batch's data. */
+static void
+append_uuid(StringInfo buf, pg_uuid_t *uuid)
+{
+	static const char hex[] = "0123456789abcdef";
+	char		out[36];
+	int			i,
+				j = 0;
+
+	for (i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[j++] = '-';
+		out[j++] = hex[uuid->data[i] >> 4];
+		out[j++] = hex[uuid->data[i] & 0x0f];
+	}
+	appendBinaryStringInfo(buf, out, sizeof(out));
+}
+
 static struct varlena *
 copy_varlena(struct varlena *v)
 {
@@ -159,30 +198,33 @@ copy_varlena(struct varlena *v)
 	return copy;
 }
 
-/* Attribute indexes named in a text[] of attribute names. */
+/*
+ * Attribute indexes named in a text[] of attribute names.  Names the schema
+ * no longer has (an attribute dropped with force) are left out and counted
+ * in *missing.
+ */
 static int
-array_attributes(StagingSchema *s, struct varlena *array, int **atts)
+array_attributes(StagingSchema *s, struct varlena *array, int **atts, int *missing)
 {
 	Datum	   *names;
 	int			n;
 	int			i;
+	int			found = 0;
 
 	deconstruct_array(DatumGetArrayTypeP(PointerGetDatum(array)), TEXTOID, -1,
 					  false, TYPALIGN_INT, &names, NULL, &n);
 	*atts = palloc(sizeof(int) * Max(n, 1));
+	*missing = 0;
 	for (i = 0; i < n; i++)
 	{
-		char	   *name = TextDatumGetCString(names[i]);
-		CampaignAttribute *a = staging_schema_attribute(s, name);
+		CampaignAttribute *a = staging_schema_attribute(s, TextDatumGetCString(names[i]));
 
-		if (a == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("staged change names attribute \"%s\" that schema \"%s\" no longer has",
-							name, s->xtkschema)));
-		(*atts)[i] = a - s->atts;
+		if (a)
+			(*atts)[found++] = a - s->atts;
+		else
+			(*missing)++;
 	}
-	return n;
+	return found;
 }
 
 static int
@@ -192,6 +234,7 @@ find_group(Batch *b, StagedOperation op, struct varlena *key,
 	ChangeGroup *g;
 	int		   *atts;
 	int			n;
+	int			missing;
 	int			i;
 
 	for (i = 0; i < b->ngroups; i++)
@@ -209,26 +252,15 @@ find_group(Batch *b, StagedOperation op, struct varlena *key,
 	g->key = key ? copy_varlena(key) : NULL;
 	g->carried = copy_varlena(carried);
 	g->carried_mask = palloc0(sizeof(bool) * Max(b->schema->natts, 1));
-	n = array_attributes(b->schema, carried, &atts);
+	n = array_attributes(b->schema, carried, &atts, &missing);
 	for (i = 0; i < n; i++)
 		g->carried_mask[atts[i]] = true;
 	if (key)
-		g->nkey = array_attributes(b->schema, key, &g->key_atts);
+	{
+		g->nkey = array_attributes(b->schema, key, &g->key_atts, &missing);
+		g->unkeyed = (missing > 0);
+	}
 	return b->ngroups++;
-}
-
-static StagedOperation
-operation_of(const char *name)
-{
-	int			i;
-
-	for (i = 0; i < 4; i++)
-		if (strcmp(name, staged_operation_names[i]) == 0)
-			return (StagedOperation) i;
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("staged change has unknown _operation \"%s\"", name)));
-	return STG_OP_INSERT;		/* keep compiler quiet */
 }
 
 /* The SELECT reading the rows of the staging table in (hw, L]. */
@@ -263,8 +295,8 @@ add_row(Batch *b, HeapTuple tuple, TupleDesc desc)
 	ChangeGroup *g;
 	struct varlena *key;
 	struct varlena *carried;
-	char	   *op;
-	char	   *uuid;
+	StagedOperation op;
+	MemoryContext old;
 	uint64		keyhash = 0;
 	int			i;
 
@@ -276,19 +308,29 @@ add_row(Batch *b, HeapTuple tuple, TupleDesc desc)
 	}
 	row = &b->rows[b->nrows++];
 	row->seq = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	op = TextDatumGetCString(SPI_getbinval(tuple, desc, 2, &isnull));
+	op = operation_of(SPI_getbinval(tuple, desc, 2, &isnull));
 	key = (struct varlena *) DatumGetPointer(SPI_getbinval(tuple, desc, 3, &isnull));
 	key = isnull ? NULL : pg_detoast_datum_packed(key);
 	carried = pg_detoast_datum_packed((struct varlena *)
 									  DatumGetPointer(SPI_getbinval(tuple, desc, 4, &isnull)));
-	row->group = find_group(b, operation_of(op), key, carried);
+	row->group = find_group(b, op, key, carried);
 	g = &b->groups[row->group];
+	if (g->unkeyed)
+	{
+		RejectedRow *r = palloc(sizeof(RejectedRow));
+
+		r->seq = row->seq;
+		r->message = pstrdup("the change's _key names an attribute the schema no longer has");
+		b->rejects = lappend(b->rejects, r);
+		b->result->rejected++;
+		b->nrows--;
+		return 0;
+	}
 	b->result->counts[g->op]++;
 
 	row->offset = b->data.len;
-	uuid = DatumGetCString(DirectFunctionCall1(uuid_out,
-											   SPI_getbinval(tuple, desc, 5, &isnull)));
-	appendStringInfoString(&b->data, uuid);
+	append_uuid(&b->data, DatumGetUUIDP(SPI_getbinval(tuple, desc, 5, &isnull)));
+	old = MemoryContextSwitchTo(b->row_cxt);
 	for (i = 0; i < s->natts; i++)
 	{
 		Datum		v = SPI_getbinval(tuple, desc, 6 + i, &isnull);
@@ -309,6 +351,8 @@ add_row(Batch *b, HeapTuple tuple, TupleDesc desc)
 																 strlen(text), 0));
 		}
 	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(b->row_cxt);
 	row->core_len = b->data.len - row->offset;
 	appendStringInfo(&b->data, "\t" INT64_FORMAT "\t%d\n", row->seq, row->group);
 	row->len = b->data.len - row->offset;
@@ -470,35 +514,42 @@ create_temp_table(PGconn *conn, Batch *b)
 	cloud_command(conn, sql.data);
 }
 
+/*
+ * COPY rows [first, end) to the cloud: whole lines into the temporary
+ * table, or (direct) their "uuid\tattributes" part into the cloud table.
+ */
 static char *
 copy_rows(PGconn *conn, Batch *b, int first, int end, bool direct)
 {
-	StringInfoData buf;
 	StringInfoData sql;
+	char	   *msg;
 	int			i;
 
 	initStringInfo(&sql);
-	if (!direct)
+	if (direct)
 	{
-		BatchRow   *r1 = &b->rows[first];
-		BatchRow   *r2 = &b->rows[end - 1];
-
+		appendStringInfo(&sql, "COPY %s (_uuid", b->target);
+		for (i = 0; i < b->schema->natts; i++)
+			appendStringInfo(&sql, ", %s", quote_identifier(b->schema->atts[i].sqlname));
+		appendStringInfoString(&sql, ") FROM STDIN");
+	}
+	else
 		appendStringInfoString(&sql, "COPY " TEMP_TABLE " FROM STDIN");
-		return cloud_try_copy(conn, sql.data, b->data.data + r1->offset,
-							  r2->offset + r2->len - r1->offset);
-	}
-	appendStringInfo(&sql, "COPY %s (_uuid", b->target);
-	for (i = 0; i < b->schema->natts; i++)
-		appendStringInfo(&sql, ", %s", quote_identifier(b->schema->atts[i].sqlname));
-	appendStringInfoString(&sql, ") FROM STDIN");
-	initStringInfo(&buf);
-	for (i = first; i < end; i++)
+	if ((msg = cloud_copy_begin(conn, sql.data)) != NULL)
+		return msg;
+	if (direct)
 	{
-		appendBinaryStringInfo(&buf, b->data.data + b->rows[i].offset,
-							   b->rows[i].core_len);
-		appendStringInfoChar(&buf, '\n');
+		for (i = first; i < end; i++)
+		{
+			cloud_copy_send(conn, b->data.data + b->rows[i].offset, b->rows[i].core_len);
+			cloud_copy_send(conn, "\n", 1);
+		}
 	}
-	return cloud_try_copy(conn, sql.data, buf.data, buf.len);
+	else
+		cloud_copy_send(conn, b->data.data + b->rows[first].offset,
+						b->rows[end - 1].offset + b->rows[end - 1].len -
+						b->rows[first].offset);
+	return cloud_copy_end(conn);
 }
 
 static char *
@@ -722,6 +773,8 @@ replicate_batch(PGconn *conn, const char *schema_name, BatchResult *result)
 		b.staging = quote_qualified_identifier(nsp, rel);
 		b.target = quote_qualified_identifier(nsp, pnstrdup(rel, strlen(rel) - 3));
 		initStringInfo(&b.data);
+		b.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "campaign batch row",
+										  ALLOCSET_SMALL_SIZES);
 		b.maxrows = 1024;
 		b.rows = palloc(sizeof(BatchRow) * b.maxrows);
 		b.run_ends = palloc(sizeof(int) * (b.maxrows + 1));

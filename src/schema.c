@@ -455,6 +455,19 @@ refuse_if_unreplicated(const char *qualified_table, const char *attribute,
 				 errhint("Replicate them first, or call campaign.register_schema(..., force => true) to drop them.")));
 }
 
+static bool
+table_exists(const char *qualified)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(qualified)};
+	bool		isnull;
+
+	SPI_execute_with_args("SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, argtypes,
+						  args, NULL, true, 1);
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									  1, &isnull));
+}
+
 static void
 comment_on(const char *object, const char *label, const char *desc)
 {
@@ -471,28 +484,31 @@ comment_on(const char *object, const char *label, const char *desc)
 	run_sql(sql.data);
 }
 
+/*
+ * A re-created staging table continues the sequence after the watermark,
+ * so that its rows are never taken for rows already replicated.
+ */
 static void
-create_staging_table(ParsedSchema *ps, const char *qualified)
+create_staging_table(ParsedSchema *ps, const char *qualified, int64 replicated_upto)
 {
 	StringInfoData sql;
 	ListCell   *lc;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "CREATE SCHEMA IF NOT EXISTS %s",
-					 quote_identifier(sql_name(ps->namespace)));
-	run_sql(sql.data);
+	if (!OidIsValid(get_namespace_oid(sql_name(ps->namespace), true)))
+		run_sql(psprintf("CREATE SCHEMA %s", quote_identifier(sql_name(ps->namespace))));
 
-	resetStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "CREATE TABLE %s ("
-					 STG_COL_SEQ " bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+					 STG_COL_SEQ " bigint GENERATED ALWAYS AS IDENTITY (START WITH "
+					 INT64_FORMAT ") PRIMARY KEY, "
 					 STG_COL_UUID " uuid NOT NULL DEFAULT gen_random_uuid(), "
 					 STG_COL_OPERATION " text NOT NULL DEFAULT 'insert', "
 					 STG_COL_KEY " text[], "
 					 STG_COL_CARRIED " text[] NOT NULL, "
 					 STG_COL_LASTMOD " timestamptz NOT NULL DEFAULT now(), "
 					 STG_COL_ERROR " text",
-					 qualified);
+					 qualified, replicated_upto + 1);
 	foreach(lc, ps->attributes)
 	{
 		SchemaAttribute *a = lfirst(lc);
@@ -503,60 +519,71 @@ create_staging_table(ParsedSchema *ps, const char *qualified)
 	run_sql(sql.data);
 }
 
+/* Does the table have that (live) column?  Columns dropped by hand count as gone. */
+static bool
+column_exists(const char *qualified, const char *column)
+{
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2] = {CStringGetTextDatum(qualified), CStringGetTextDatum(column)};
+
+	SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass"
+						  " AND attname = $2 AND NOT attisdropped",
+						  2, argtypes, args, NULL, true, 1);
+	return SPI_processed > 0;
+}
+
 /*
  * Evolve an existing staging table from the attributes registered before
- * (old_* arrays, by attribute name) to the new ones.
+ * (old_* arrays, by attribute name) to the new ones.  What the table really
+ * has is checked, so that a column dropped by hand is added back.
  */
 static void
 evolve_staging_table(ParsedSchema *ps, const char *qualified, int nold,
 					 char **old_names, char **old_sqlnames, char **old_types,
 					 int64 replicated_upto, bool force)
 {
-	StringInfoData sql;
 	ListCell   *lc;
 	int			i;
 
-	initStringInfo(&sql);
 	for (i = 0; i < nold; i++)
 	{
-		if (find_attribute(ps, old_names[i]))
+		if (find_attribute(ps, old_names[i]) || !column_exists(qualified, old_sqlnames[i]))
 			continue;
 		refuse_if_unreplicated(qualified, old_names[i], replicated_upto, force,
 							   psprintf("attribute \"%s\"", old_names[i]));
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "ALTER TABLE %s DROP COLUMN %s", qualified,
-						 quote_identifier(old_sqlnames[i]));
-		run_sql(sql.data);
+		run_sql(psprintf("ALTER TABLE %s DROP COLUMN %s", qualified,
+						 quote_identifier(old_sqlnames[i])));
 	}
 	foreach(lc, ps->attributes)
 	{
 		SchemaAttribute *a = lfirst(lc);
+		const char *col = quote_identifier(a->sqlname);
 
 		for (i = 0; i < nold; i++)
 			if (strcmp(old_names[i], a->name) == 0)
 				break;
-		resetStringInfo(&sql);
-		if (i == nold)
+		if (i < nold && strcmp(old_sqlnames[i], a->sqlname) != 0 &&
+			column_exists(qualified, old_sqlnames[i]) &&
+			!column_exists(qualified, a->sqlname))
+			run_sql(psprintf("ALTER TABLE %s RENAME COLUMN %s TO %s", qualified,
+							 quote_identifier(old_sqlnames[i]), col));
+		if (!column_exists(qualified, a->sqlname))
+			run_sql(psprintf("ALTER TABLE %s ADD COLUMN %s %s", qualified, col,
+							 a->sqltype));
+		else if (i < nold && strcmp(old_types[i], a->sqltype) != 0)
 		{
-			appendStringInfo(&sql, "ALTER TABLE %s ADD COLUMN %s %s", qualified,
-							 quote_identifier(a->sqlname), a->sqltype);
-			run_sql(sql.data);
-			continue;
-		}
-		if (strcmp(old_sqlnames[i], a->sqlname) != 0)
-		{
-			appendStringInfo(&sql, "ALTER TABLE %s RENAME COLUMN %s TO %s",
-							 qualified, quote_identifier(old_sqlnames[i]),
-							 quote_identifier(a->sqlname));
-			run_sql(sql.data);
-			resetStringInfo(&sql);
-		}
-		if (strcmp(old_types[i], a->sqltype) != 0)
-		{
-			appendStringInfo(&sql, "ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s",
-							 qualified, quote_identifier(a->sqlname), a->sqltype,
-							 quote_identifier(a->sqlname), a->sqltype);
-			run_sql(sql.data);
+			/*
+			 * Between string lengths the assignment cast applies, which
+			 * refuses values that no longer fit; an explicit cast would
+			 * silently cut staged data.
+			 */
+			bool		strings = strncmp(old_types[i], "varchar(", 8) == 0 &&
+				strncmp(a->sqltype, "varchar(", 8) == 0;
+
+			run_sql(psprintf("ALTER TABLE %s ALTER COLUMN %s TYPE %s%s%s%s%s", qualified,
+							 col, a->sqltype, strings ? "" : " USING ",
+							 strings ? "" : col, strings ? "" : "::",
+							 strings ? "" : a->sqltype));
 		}
 	}
 }
@@ -754,6 +781,10 @@ register_schema(PG_FUNCTION_ARGS)
 		new_qualified = psprintf("%s.%s", quote_identifier(sql_name(ps->namespace)),
 								 quote_identifier(ps->staging_table));
 
+	/* A staging table dropped by hand is created again. */
+	if (old_qualified && !table_exists(old_qualified))
+		old_qualified = NULL;
+
 	if (old_qualified && !ps->staging_table)
 	{
 		refuse_if_unreplicated(old_qualified, NULL, replicated_upto, force,
@@ -769,7 +800,7 @@ register_schema(PG_FUNCTION_ARGS)
 							 old_types, replicated_upto, force);
 	}
 	else if (ps->staging_table)
-		create_staging_table(ps, new_qualified);
+		create_staging_table(ps, new_qualified, replicated_upto);
 
 	if (ps->staging_table)
 	{
