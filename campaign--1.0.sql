@@ -39,6 +39,7 @@ CREATE TABLE schemas (
     last_run_at     timestamptz,
     last_replicated_at timestamptz,
     replicated_upto bigint NOT NULL DEFAULT 0,
+    builtin         boolean NOT NULL DEFAULT false,
     PRIMARY KEY (namespace, name),
     CHECK ((mode = 'scheduled') = (every IS NOT NULL))
 );
@@ -87,10 +88,15 @@ CREATE TABLE indexes (
     FOREIGN KEY (namespace, name) REFERENCES schemas ON DELETE CASCADE
 );
 
-SELECT pg_catalog.pg_extension_config_dump('schemas', '');
-SELECT pg_catalog.pg_extension_config_dump('attributes', '');
-SELECT pg_catalog.pg_extension_config_dump('keys', '');
-SELECT pg_catalog.pg_extension_config_dump('indexes', '');
+-- pg_dump keeps the registry; the built-in schemas are made again by
+-- CREATE EXTENSION, so their rows are left out.
+SELECT pg_catalog.pg_extension_config_dump('schemas', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('attributes',
+    'WHERE (namespace, name) NOT IN (SELECT namespace, name FROM campaign.schemas WHERE builtin)');
+SELECT pg_catalog.pg_extension_config_dump('keys',
+    'WHERE (namespace, name) NOT IN (SELECT namespace, name FROM campaign.schemas WHERE builtin)');
+SELECT pg_catalog.pg_extension_config_dump('indexes',
+    'WHERE (namespace, name) NOT IN (SELECT namespace, name FROM campaign.schemas WHERE builtin)');
 
 GRANT SELECT ON schemas, attributes, keys, indexes TO campaign_admin;
 
@@ -365,3 +371,54 @@ GRANT EXECUTE ON FUNCTION deploy(text), replicate_now(text), start_replication(t
     stop_replication(text), retry_errors(text), discard_errors(text), staging_counts()
     TO campaign_admin;
 GRANT SELECT ON replication_history, staging_status TO campaign_admin;
+
+-- Campaign's built-in schemas, staged by default as in Campaign.
+SELECT register_schema($$
+<srcSchema name="recipient" namespace="nms" label="Recipients" desc="Profiles that deliveries target">
+  <element name="recipient" autopk="true" autouuid="true" autoStg="true" label="Recipients">
+    <key name="email" internal="true"><keyfield xpath="@email"/></key>
+    <dbindex name="lastName"><keyfield xpath="@lastName"/></dbindex>
+    <attribute name="email" type="string" length="80" label="Email"/>
+    <attribute name="firstName" type="string" length="30" label="First name"/>
+    <attribute name="lastName" type="string" length="50" label="Last name"/>
+    <attribute name="birthDate" type="date" label="Birth date"/>
+    <attribute name="gender" type="byte" label="Gender" desc="0 unknown, 1 male, 2 female"/>
+    <attribute name="mobilePhone" type="string" length="32" label="Mobile"/>
+    <attribute name="company" type="string" length="80" label="Company"/>
+    <attribute name="emailFormat" type="byte" label="Email format" desc="0 unknown, 1 text, 2 HTML"/>
+    <attribute name="blackList" type="boolean" label="No longer contact (by any channel)"/>
+    <attribute name="blackListEmail" type="boolean" label="No longer contact by email"/>
+    <attribute name="created" type="datetime" label="Created"/>
+  </element>
+</srcSchema>$$);
+
+SELECT register_schema($$
+<srcSchema name="service" namespace="nms" label="Services" desc="Information services recipients subscribe to">
+  <element name="service" autopk="true" autouuid="true" autoStg="true" label="Services">
+    <key name="name" internal="true"><keyfield xpath="@name"/></key>
+    <attribute name="name" type="string" length="64" label="Internal name" required="true"/>
+    <attribute name="label" type="string" length="128" label="Label"/>
+  </element>
+</srcSchema>$$);
+
+SELECT register_schema($$
+<srcSchema name="subscriptionRcp" namespace="nms" label="Subscriptions" desc="Recipient subscriptions to services">
+  <element name="subscriptionRcp" autopk="true" autouuid="true" autoStg="true" label="Subscriptions">
+    <key name="recipientService" internal="true">
+      <keyfield xpath="@email"/><keyfield xpath="@service"/>
+    </key>
+    <attribute name="email" type="string" length="80" label="Recipient email" required="true"/>
+    <attribute name="service" type="string" length="64" label="Service internal name" required="true"/>
+    <attribute name="created" type="datetime" label="Subscribed on"/>
+  </element>
+</srcSchema>$$);
+
+UPDATE schemas SET builtin = true WHERE namespace = 'nms';
+
+-- Their staging tables belong to the extension; pg_dump keeps their rows.
+SELECT pg_catalog.pg_extension_config_dump('nms.recipientstg', '');
+SELECT pg_catalog.pg_extension_config_dump('nms.servicestg', '');
+SELECT pg_catalog.pg_extension_config_dump('nms.subscriptionrcpstg', '');
+SELECT pg_catalog.pg_extension_config_dump('nms.recipientstg__stg_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('nms.servicestg__stg_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('nms.subscriptionrcpstg__stg_seq_seq', '');

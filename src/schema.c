@@ -433,7 +433,7 @@ count_unreplicated(const char *qualified_table, const char *attribute,
 	if (attribute)
 		appendStringInfoString(&sql, " AND $2 = ANY(" STG_COL_CARRIED ")");
 	SPI_execute_with_args(sql.data, attribute ? 2 : 1, argtypes, args, NULL,
-						  true, 1);
+						  false, 1);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -463,7 +463,7 @@ table_exists(const char *qualified)
 	bool		isnull;
 
 	SPI_execute_with_args("SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, argtypes,
-						  args, NULL, true, 1);
+						  args, NULL, false, 1);
 	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 									  1, &isnull));
 }
@@ -528,7 +528,7 @@ column_exists(const char *qualified, const char *column)
 
 	SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass"
 						  " AND attname = $2 AND NOT attisdropped",
-						  2, argtypes, args, NULL, true, 1);
+						  2, argtypes, args, NULL, false, 1);
 	return SPI_processed > 0;
 }
 

@@ -249,9 +249,12 @@ for my $target (@targets)
 	is($err, '', "$where: pg_restore reports no error");
 	diag("$where: pg_restore stderr:\n$err") if $err ne '';
 
-	# Registry: all four tables, full content, in primary key order.
+	# Registry: all four tables, full content, in primary key order.  The
+	# built-in schemas are registered anew by CREATE EXTENSION, so only
+	# their registration time differs.
 	same($node1, $db, $node, $rdb,
-		"SELECT string_agg(s::text, E'\\n' ORDER BY namespace, name) FROM campaign.schemas s",
+		"SELECT string_agg((to_jsonb(s) - CASE WHEN s.builtin THEN 'registered_at' ELSE '' END)::text,"
+		  . " E'\\n' ORDER BY namespace, name) FROM campaign.schemas s",
 		"$where: campaign.schemas identical");
 	same($node1, $db, $node, $rdb,
 		"SELECT string_agg(a::text, E'\\n' ORDER BY namespace, name, attribute) FROM campaign.attributes a",
