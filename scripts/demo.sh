@@ -2,9 +2,11 @@
 # demo.sh — end-to-end demo (`make demo`).
 #   Builds and installs the extension (sudo when not root), starts a scratch
 #   PostgreSQL 15 cluster "local" (as user postgres when run as root) with
-#   shared_preload_libraries = 'campaign', then runs scripts/demo.sql with
-#   psql -e: CREATE EXTENSION, register a schema, ingest single records and a
-#   10,000-record batch, show the staged rows.
+#   shared_preload_libraries = 'campaign' and a second one, "cloud", then runs
+#   scripts/demo.sql with psql -e on local: CREATE EXTENSION, declare the
+#   cloud as the postgres_fdw server ffda, register and deploy a schema,
+#   ingest single records and a 10,000-record batch, and watch the worker
+#   replicate them; finally counts the rows on the cloud itself.
 #   Data lives in ./demo_data/<cluster> (or $CAMPAIGN_DEMO_DIR, or
 #   /tmp/campaign-demo when ./demo_data is unusable); sockets and logs beside
 #   it. Clusters are stopped on exit and their data kept for inspection; a
@@ -73,9 +75,15 @@ psql_on() {
 }
 
 LOCAL_PORT=5461
+CLOUD_PORT=5462
+start_cluster cloud "$CLOUD_PORT"
 start_cluster local "$LOCAL_PORT"
 
 echo "=== running scripts/demo.sql on local"
-psql_on "$LOCAL_PORT" -e -f - <"$ROOT/scripts/demo.sql"
+psql_on "$LOCAL_PORT" -e -v cloud_host="$DEMO_DIR" -v cloud_port="$CLOUD_PORT" -f - <"$ROOT/scripts/demo.sql"
+
+echo "=== on the cloud cluster itself"
+psql_on "$CLOUD_PORT" -e -c "SELECT count(*) AS rows_in_cloud FROM dem.sampletable" \
+    -c "SELECT * FROM campaign_replication.watermark"
 
 echo "=== demo done; data kept in $DEMO_DIR (clusters stopped)"

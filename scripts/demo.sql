@@ -1,9 +1,15 @@
--- demo.sql — the SQL of the end-to-end demo (run by scripts/demo.sh with psql -e).
--- Creates the extension, registers a sample schema with staging, ingests single
--- records (insert, keyed insert, update, delete) and a 10,000-record batch, and
--- shows what is staged.
+-- demo.sql — the SQL of the end-to-end demo (run by scripts/demo.sh with psql -e,
+-- with the variables cloud_host and cloud_port naming the cloud cluster).
+-- Creates the extension, declares the cloud database, registers and deploys a
+-- sample schema, ingests single records (insert, keyed insert, update, delete)
+-- and a 10,000-record batch, and shows them staged, then replicated to the cloud.
 
 CREATE EXTENSION campaign CASCADE;   -- pulls in postgres_fdw
+
+-- 0. The cloud database: a postgres_fdw server named ffda (campaign.cloud_server).
+CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw
+    OPTIONS (host :'cloud_host', port :'cloud_port', dbname 'postgres');
+CREATE USER MAPPING FOR PUBLIC SERVER ffda;
 
 -- 1. The data model: a source schema with autoStg="true" gets a staging table.
 SELECT campaign.register_schema($$<srcSchema name="sampleTable" namespace="dem" label="Sample table">
@@ -16,6 +22,8 @@ SELECT campaign.register_schema($$<srcSchema name="sampleTable" namespace="dem" 
 </srcSchema>$$);
 SELECT * FROM campaign.describe('dem:sampleTable');
 \d dem.sampletablestg
+-- "Deploy FFDA immediately": the cloud table, and a local foreign table over it.
+SELECT campaign.deploy('dem:sampleTable');
 
 -- 2. Single-record ingest (xtk.session.Ingest / IngestExt).
 SET search_path = campaign, public;
@@ -41,7 +49,28 @@ SELECT length(doc) AS document_bytes FROM batch;
 SELECT cardinality(string_to_array(xtk_ingest(doc), ',')) AS uuids_returned FROM batch;
 \timing off
 
--- 4. What is staged, waiting for replication to the cloud database.
+-- 4. What was staged.
 SELECT * FROM dem.sampletablestg ORDER BY _stg_seq LIMIT 10;
 SELECT _operation, count(*) FROM dem.sampletablestg GROUP BY _operation ORDER BY _operation;
-SELECT count(*) AS staged_rows FROM dem.sampletablestg;
+
+-- 5. The worker replicates continuously (each ingest commit wakes it):
+--    wait until nothing is pending.
+DO $$
+BEGIN
+    FOR i IN 1..300 LOOP
+        EXIT WHEN (SELECT pending = 0 FROM campaign.staging_status
+                    WHERE schema_name = 'dem:sampleTable');
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END
+$$;
+SELECT * FROM campaign.staging_status WHERE schema_name = 'dem:sampleTable';
+SELECT schema_name, rows, inserts, upserts, updates, deletes, rejected, outcome,
+       finished_at - started_at AS duration
+  FROM campaign.replication_history ORDER BY id;
+
+-- 6. The rows in the cloud, through the local foreign table dem.sampletable:
+--    ABC12345 was inserted, updated and deleted, so it is not there.
+SELECT count(*) AS rows_in_cloud FROM dem.sampletable;
+SELECT * FROM dem.sampletable ORDER BY id NULLS FIRST LIMIT 5;
+SELECT count(*) AS abc12345_in_cloud FROM dem.sampletable WHERE id = 'ABC12345';
