@@ -30,6 +30,7 @@
 #include "utils/xml.h"
 
 #include <libxml/tree.h>
+#include <libxml/xmlreader.h>
 
 /* Longest Campaign name (schema, attribute) we accept: a PostgreSQL name. */
 #define CAMPAIGN_NAME_MAX (NAMEDATALEN - 1)
@@ -138,6 +139,16 @@ extern void campaign_note_staged(void);
 /* xmldoc.c */
 extern xmlDocPtr campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data,
 									int len, const char *what);
+extern void campaign_reader_open(PgXmlErrorContext *xcxt, const char *data,
+								 int len, const char *what,
+								 xmlTextReaderPtr *reader);
+extern bool campaign_reader_read(PgXmlErrorContext *xcxt,
+								 xmlTextReaderPtr reader, const char *what);
+extern xmlNodePtr campaign_reader_expand(PgXmlErrorContext *xcxt,
+										 xmlTextReaderPtr reader,
+										 const char *what);
+extern bool campaign_reader_skip(PgXmlErrorContext *xcxt,
+								 xmlTextReaderPtr reader, const char *what);
 extern char *campaign_xml_attr(xmlAttrPtr attr);
 extern char *campaign_xml_text(xmlNodePtr node);
 extern char *campaign_shorten(const char *value);

@@ -6,8 +6,10 @@
  *
  * A document is one record (<sampleTableStg xtkschema="dem:sampleTableStg"
  * .../>) or a collection (<sampleTableStg-collection xtkschema=...> holding
- * records).  The whole document is parsed and each record converted before
- * rows are written in chunks through table_multi_insert() and the index
+ * records).  The document is read as a stream (xmlTextReader): each record
+ * is expanded into a small tree, converted, and freed once the reader moves
+ * on, so a collection of any size costs memory for one chunk of rows only.
+ * Rows are written in chunks through table_multi_insert() and the index
  * insertion COPY FROM uses, so a collection costs close to COPY of the same
  * rows.  A single record takes the same path with a chunk of one.
  *
@@ -45,6 +47,9 @@ PG_FUNCTION_INFO_V1(xtk_ingest_ext);
 #define INGEST_CHUNK 1000
 
 #define COLLECTION_SUFFIX "-collection"
+
+/* How ingest documents are named in errors. */
+#define INGEST_WHAT "ingest document"
 
 /* The open staging table and what writing into it needs. */
 typedef struct StagingWriter
@@ -179,21 +184,6 @@ random_uuid(const unsigned char *bytes)
 	return UUIDPGetDatum(uuid);
 }
 
-static bool
-is_blank_text(xmlNodePtr node)
-{
-	const char *p;
-
-	if (node->type == XML_COMMENT_NODE || node->type == XML_PI_NODE)
-		return true;
-	if (node->type != XML_TEXT_NODE)
-		return false;
-	for (p = (const char *) node->content; *p; p++)
-		if (!(*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-			return false;
-	return true;
-}
-
 static char *
 root_attribute(xmlNodePtr root, const char *name)
 {
@@ -202,29 +192,82 @@ root_attribute(xmlNodePtr root, const char *name)
 	return (attr && attr->ns == NULL) ? campaign_xml_attr(attr) : NULL;
 }
 
+/* What staging one document needs, record after record. */
+typedef struct IngestState
+{
+	StagingSchema *schema;
+	RecordBuilder builder;
+	StagingWriter writer;
+	StringInfoData uuids;		/* the result */
+	int			recno;
+	Datum		lastmod;
+	unsigned char random[UUID_LEN * INGEST_CHUNK];	/* for the UUIDs */
+	int			nrandom;		/* random UUIDs left in it */
+} IngestState;
+
+/* Convert one record element and queue its row for writing. */
+static void
+stage_record(IngestState *st, xmlNodePtr rec)
+{
+	StagingSchema *schema = st->schema;
+	TupleTableSlot *slot;
+	MemoryContext old;
+	bool		keyed;
+
+	if (st->nrandom == 0)
+	{
+		/* Random bytes for the UUIDs: a chunk's worth at a time. */
+		st->nrandom = st->builder.collection ? INGEST_CHUNK : 1;
+		if (!pg_strong_random(st->random, UUID_LEN * st->nrandom))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random values")));
+	}
+
+	slot = writer_next_slot(&st->writer);
+	old = MemoryContextSwitchTo(st->writer.chunk_cxt);
+	keyed = record_build(&st->builder, rec, ++st->recno, slot->tts_values,
+						 slot->tts_isnull);
+	slot->tts_values[schema->att_uuid - 1] =
+		random_uuid(st->random + UUID_LEN * --st->nrandom);
+	slot->tts_isnull[schema->att_uuid - 1] = false;
+	slot->tts_values[schema->att_seq - 1] =
+		Int64GetDatum(nextval_internal(schema->seqid, false));
+	slot->tts_isnull[schema->att_seq - 1] = false;
+	slot->tts_values[schema->att_lastmod - 1] = st->lastmod;
+	slot->tts_isnull[schema->att_lastmod - 1] = false;
+	MemoryContextSwitchTo(old);
+	ExecStoreVirtualTuple(slot);
+	st->writer.nslots++;
+
+	if (!keyed)
+	{
+		char	   *uuid = DatumGetCString(DirectFunctionCall1(uuid_out,
+															   slot->tts_values[schema->att_uuid - 1]));
+
+		if (st->uuids.len > 0)
+			appendStringInfoChar(&st->uuids, ',');
+		appendStringInfoString(&st->uuids, uuid);
+		pfree(uuid);
+	}
+}
+
 /*
- * Stage every record of the parsed document.  Returns the UUIDs generated
- * for records without a reconciliation key, comma-separated, in document
- * order.
+ * Stage the records of the document the reader is on (positioned on its
+ * root element).  Records are expanded one at a time and the reader frees
+ * each once past it.  Returns the UUIDs generated for records without a
+ * reconciliation key, comma-separated, in document order.
  */
 static text *
-ingest_records(xmlDocPtr doc, bool ext)
+ingest_stream(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader, bool ext)
 {
-	xmlNodePtr	root = xmlDocGetRootElement(doc);
+	xmlNodePtr	root = xmlTextReaderCurrentNode(reader);
 	const char *rootname = (const char *) root->name;
 	size_t		rootlen = strlen(rootname);
 	size_t		suffixlen = strlen(COLLECTION_SUFFIX);
 	bool		collection;
 	char	   *xtkschema;
-	StagingSchema *schema;
-	RecordBuilder builder;
-	StagingWriter writer;
-	StringInfoData uuids;
-	xmlNodePtr	rec;
-	int			recno = 0;
-	Datum		lastmod = TimestampTzGetDatum(GetCurrentTimestamp());
-	unsigned char *random = NULL;
-	int			nrandom = 0;
+	IngestState *st = palloc0(sizeof(IngestState));
 
 	collection = rootlen > suffixlen &&
 		strcmp(rootname + rootlen - suffixlen, COLLECTION_SUFFIX) == 0;
@@ -235,97 +278,73 @@ ingest_records(xmlDocPtr doc, bool ext)
 				 errmsg("document <%s> has no xtkschema attribute",
 						campaign_shorten(rootname)),
 				 errhint("Name the staging schema, e.g. xtkschema=\"dem:sampleTableStg\".")));
-	schema = lookup_and_lock(xtkschema);
+	st->schema = lookup_and_lock(xtkschema);
+	st->lastmod = TimestampTzGetDatum(GetCurrentTimestamp());
 
-	record_builder_init(&builder, schema, ext);
-	builder.collection = collection;
+	record_builder_init(&st->builder, st->schema, ext);
+	st->builder.collection = collection;
 	if (collection)
 	{
-		if (rootlen - suffixlen != strlen(schema->element) ||
-			strncmp(rootname, schema->element, rootlen - suffixlen) != 0)
+		if (rootlen - suffixlen != strlen(st->schema->element) ||
+			strncmp(rootname, st->schema->element, rootlen - suffixlen) != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("element <%s> does not match xtkschema \"%s\"",
-							campaign_shorten(rootname), schema->xtkschema),
+							campaign_shorten(rootname), st->schema->xtkschema),
 					 errhint("A collection of schema \"%s\" is a <%s%s> element.",
-							 schema->xtkschema, schema->element,
+							 st->schema->xtkschema, st->schema->element,
 							 COLLECTION_SUFFIX)));
-		builder.default_key = root_attribute(root, "_key");
-		builder.default_operation = root_attribute(root, "_operation");
+		st->builder.default_key = root_attribute(root, "_key");
+		st->builder.default_operation = root_attribute(root, "_operation");
 	}
 
-	initStringInfo(&uuids);
-	writer_open(&writer, schema, collection);
-	record_builder_enter(&builder);
+	initStringInfo(&st->uuids);
+	writer_open(&st->writer, st->schema, collection);
+	record_builder_enter(&st->builder);
 
-	for (rec = collection ? root->children : root; rec;
-		 rec = collection ? rec->next : NULL)
+	if (!collection)
 	{
-		TupleTableSlot *slot;
-		MemoryContext old;
-		bool		keyed;
+		stage_record(st, campaign_reader_expand(xcxt, reader, INGEST_WHAT));
+		campaign_reader_skip(xcxt, reader, INGEST_WHAT);
+	}
+	else if (!xmlTextReaderIsEmptyElement(reader))
+	{
+		bool		more = campaign_reader_read(xcxt, reader, INGEST_WHAT);
 
-		if (rec->type != XML_ELEMENT_NODE)
+		while (more && xmlTextReaderDepth(reader) > 0)
 		{
-			if (!is_blank_text(rec))
+			int			type = xmlTextReaderNodeType(reader);
+
+			if (type == XML_READER_TYPE_ELEMENT)
+			{
+				stage_record(st, campaign_reader_expand(xcxt, reader, INGEST_WHAT));
+				more = campaign_reader_skip(xcxt, reader, INGEST_WHAT);
+				continue;
+			}
+			if (type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_CDATA)
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_XML_CONTENT),
 						 errmsg("collection <%s> must contain only records",
 								rootname)));
-			continue;
-		}
-		recno++;
-		if (nrandom == 0)
-		{
-			/* Random bytes for the UUIDs: a chunk's worth at a time. */
-			nrandom = collection ? INGEST_CHUNK : 1;
-			if (random == NULL)
-				random = MemoryContextAlloc(builder.cxt, UUID_LEN * INGEST_CHUNK);
-			if (!pg_strong_random(random, UUID_LEN * nrandom))
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("could not generate random values")));
-		}
-
-		slot = writer_next_slot(&writer);
-		old = MemoryContextSwitchTo(writer.chunk_cxt);
-		keyed = record_build(&builder, rec, recno, slot->tts_values,
-							 slot->tts_isnull);
-		slot->tts_values[schema->att_uuid - 1] =
-			random_uuid(random + UUID_LEN * --nrandom);
-		slot->tts_isnull[schema->att_uuid - 1] = false;
-		slot->tts_values[schema->att_seq - 1] =
-			Int64GetDatum(nextval_internal(schema->seqid, false));
-		slot->tts_isnull[schema->att_seq - 1] = false;
-		slot->tts_values[schema->att_lastmod - 1] = lastmod;
-		slot->tts_isnull[schema->att_lastmod - 1] = false;
-		MemoryContextSwitchTo(old);
-		ExecStoreVirtualTuple(slot);
-		writer.nslots++;
-
-		if (!keyed)
-		{
-			char	   *uuid = DatumGetCString(DirectFunctionCall1(uuid_out,
-																   slot->tts_values[schema->att_uuid - 1]));
-
-			if (uuids.len > 0)
-				appendStringInfoChar(&uuids, ',');
-			appendStringInfoString(&uuids, uuid);
-			pfree(uuid);
+			more = campaign_reader_read(xcxt, reader, INGEST_WHAT);
 		}
 	}
-	record_builder_leave(&builder);
-	writer_close(&writer);
+	record_builder_leave(&st->builder);
 
-	return cstring_to_text_with_len(uuids.data, uuids.len);
+	/* The rest of the document must be well-formed too. */
+	while (campaign_reader_read(xcxt, reader, INGEST_WHAT))
+		;
+	writer_close(&st->writer);
+
+	return cstring_to_text_with_len(st->uuids.data, st->uuids.len);
 }
 
-/* Parse the document argument, stage it, free libxml2's memory. */
+/* Stage the document argument, freeing libxml2's memory on every path. */
 static text *
 ingest_document(text *doc_text, bool ext)
 {
 	PgXmlErrorContext *xcxt;
-	xmlDocPtr	volatile doc = NULL;
+	xmlTextReaderPtr volatile reader = NULL;
 	text	   *result = NULL;
 
 	campaign_require_preload();
@@ -333,19 +352,19 @@ ingest_document(text *doc_text, bool ext)
 
 	PG_TRY();
 	{
-		doc = campaign_parse_xml(xcxt, VARDATA_ANY(doc_text),
-								 VARSIZE_ANY_EXHDR(doc_text), "ingest document");
-		result = ingest_records(doc, ext);
+		campaign_reader_open(xcxt, VARDATA_ANY(doc_text), VARSIZE_ANY_EXHDR(doc_text),
+							 INGEST_WHAT, (xmlTextReaderPtr *) &reader);
+		result = ingest_stream(xcxt, reader, ext);
 	}
 	PG_CATCH();
 	{
-		if (doc)
-			xmlFreeDoc(doc);
+		if (reader)
+			xmlFreeTextReader(reader);
 		pg_xml_done(xcxt, true);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	xmlFreeDoc(doc);
+	xmlFreeTextReader(reader);
 	pg_xml_done(xcxt, false);
 	campaign_note_staged();
 	return result;

@@ -3,9 +3,12 @@
  * xmldoc.c
  *	  Safe parsing of the XML documents callers hand us, with libxml2.
  *
- * Every document (source schemas, ingested records, SOAP envelopes) goes
- * through campaign_parse_xml(), which parses with PostgreSQL's own libxml2
- * error handling (pg_xml_init / xml_ereport) and these limits:
+ * Every document goes through campaign_parse_xml() (a whole tree: source
+ * schemas, SOAP envelopes) or campaign_reader_open() / campaign_reader_read()
+ * (a stream: ingest documents, whose collections may hold 100,000 records and
+ * must neither be built whole in memory nor freed node by node afterwards).
+ * Both parse with PostgreSQL's own libxml2 error handling (pg_xml_init /
+ * xml_ereport) and these limits:
  *	  - no network access (XML_PARSE_NONET), no external DTD, no entity
  *	    substitution;
  *	  - a document type declaration stops the parser at once: an internal
@@ -29,6 +32,31 @@
 
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
+#include <libxml/xmlreader.h>
+
+#define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOCDATA)
+
+static void
+refuse_doctype_error(const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_XML_DOCUMENT),
+			 errmsg("%s must not contain a document type declaration", what),
+			 errdetail("DOCTYPE, DTDs and entity declarations are refused for safety.")));
+}
+
+/* The document as UTF-8 (it is parsed as such); *len is updated. */
+static const char *
+utf8_document(const char *data, int *len)
+{
+	const char *utf8 = (const char *) pg_do_encoding_conversion((unsigned char *) data,
+																*len, GetDatabaseEncoding(),
+																PG_UTF8);
+
+	if (utf8 != data)
+		*len = strlen(utf8);
+	return utf8;
+}
 
 /*
  * SAX hook called when the parser meets <!DOCTYPE ...>: stop there.
@@ -57,11 +85,7 @@ campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data, int len,
 	xmlDocPtr	doc;
 	bool		doctype;
 
-	utf8 = (const char *) pg_do_encoding_conversion((unsigned char *) data, len,
-													GetDatabaseEncoding(),
-													PG_UTF8);
-	if (utf8 != data)
-		len = strlen(utf8);
+	utf8 = utf8_document(data, &len);
 
 	ctxt = xmlNewParserCtxt();
 	if (ctxt == NULL || pg_xml_error_occurred(xcxt))
@@ -70,8 +94,7 @@ campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data, int len,
 	ctxt->sax->internalSubset = refuse_doctype;
 	ctxt->_private = NULL;
 
-	doc = xmlCtxtReadMemory(ctxt, utf8, len, NULL, "UTF-8",
-							XML_PARSE_NONET | XML_PARSE_NOCDATA);
+	doc = xmlCtxtReadMemory(ctxt, utf8, len, NULL, "UTF-8", PARSE_OPTIONS);
 	doctype = (ctxt->_private != NULL);
 	xmlFreeParserCtxt(ctxt);
 
@@ -79,10 +102,7 @@ campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data, int len,
 	{
 		if (doc)
 			xmlFreeDoc(doc);
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_XML_DOCUMENT),
-				 errmsg("%s must not contain a document type declaration", what),
-				 errdetail("DOCTYPE, DTDs and entity declarations are refused for safety.")));
+		refuse_doctype_error(what);
 	}
 	if (doc == NULL || pg_xml_error_occurred(xcxt))
 	{
@@ -99,6 +119,111 @@ campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data, int len,
 				 errmsg("%s has no root element", what)));
 	}
 	return doc;
+}
+
+/*
+ * Does the prolog (what comes before the root element: XML declaration,
+ * comments, processing instructions) hold a document type declaration?  It
+ * may stand nowhere else, and a streaming reader would parse ahead of it
+ * before reporting it, so it is looked for before parsing.
+ */
+static bool
+prolog_has_doctype(const char *p, const char *end)
+{
+	if (end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+		p += 3;
+	for (;;)
+	{
+		const char *close;
+
+		while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+			p++;
+		if (end - p >= 4 && memcmp(p, "<!--", 4) == 0)
+			close = "-->";
+		else if (end - p >= 2 && memcmp(p, "<?", 2) == 0)
+			close = "?>";
+		else
+			return end - p >= 9 && memcmp(p, "<!DOCTYPE", 9) == 0;
+		p = memmem(p + 2, end - p - 2, close, strlen(close));
+		if (p == NULL)
+			return false;		/* unterminated: the parser says so */
+		p += strlen(close);
+	}
+}
+
+/*
+ * A streaming reader over the document, positioned on its root element.
+ * The caller owns the reader and must free it with xmlFreeTextReader, also
+ * on error (PG_TRY around its use); *reader is set before anything can fail.
+ */
+void
+campaign_reader_open(PgXmlErrorContext *xcxt, const char *data, int len,
+					 const char *what, xmlTextReaderPtr *reader)
+{
+	const char *utf8 = utf8_document(data, &len);
+
+	if (prolog_has_doctype(utf8, utf8 + len))
+		refuse_doctype_error(what);
+	*reader = xmlReaderForMemory(utf8, len, NULL, "UTF-8", PARSE_OPTIONS);
+	if (*reader == NULL || pg_xml_error_occurred(xcxt))
+		xml_ereport(xcxt, ERROR, ERRCODE_OUT_OF_MEMORY,
+					"could not allocate XML reader");
+	for (;;)
+	{
+		if (!campaign_reader_read(xcxt, *reader, what))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_XML_DOCUMENT),
+					 errmsg("%s has no root element", what)));
+		if (xmlTextReaderNodeType(*reader) == XML_READER_TYPE_ELEMENT)
+			return;
+	}
+}
+
+/*
+ * Move the reader to the next node; false at the end of the document.
+ * Malformed XML and document type declarations are errors.
+ */
+bool
+campaign_reader_read(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader,
+					 const char *what)
+{
+	int			ret = xmlTextReaderRead(reader);
+
+	if (ret < 0 || pg_xml_error_occurred(xcxt))
+		xml_ereport(xcxt, ERROR, ERRCODE_INVALID_XML_DOCUMENT,
+					psprintf("%s is not well-formed XML", what));
+	if (ret == 1 && xmlTextReaderNodeType(reader) == XML_READER_TYPE_DOCUMENT_TYPE)
+		refuse_doctype_error(what);
+	return ret == 1;
+}
+
+/*
+ * The reader's current element as a tree node, with its whole subtree; the
+ * node lives until the reader moves past it.
+ */
+xmlNodePtr
+campaign_reader_expand(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader,
+					   const char *what)
+{
+	xmlNodePtr	node = xmlTextReaderExpand(reader);
+
+	if (node == NULL || pg_xml_error_occurred(xcxt))
+		xml_ereport(xcxt, ERROR, ERRCODE_INVALID_XML_DOCUMENT,
+					psprintf("%s is not well-formed XML", what));
+	return node;
+}
+
+/* Skip the current node's subtree; false at the end of the document. */
+bool
+campaign_reader_skip(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader,
+					 const char *what)
+{
+	int			ret = xmlTextReaderNext(reader);
+
+	if (ret < 0 || pg_xml_error_occurred(xcxt))
+		xml_ereport(xcxt, ERROR, ERRCODE_INVALID_XML_DOCUMENT,
+					psprintf("%s is not well-formed XML", what));
+	return ret == 1;
 }
 
 /* Convert a libxml2 UTF-8 string to a palloc'd server-encoding string. */
