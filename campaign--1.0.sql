@@ -422,3 +422,226 @@ SELECT pg_catalog.pg_extension_config_dump('nms.subscriptionrcpstg', '');
 SELECT pg_catalog.pg_extension_config_dump('nms.recipientstg__stg_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('nms.servicestg__stg_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('nms.subscriptionrcpstg__stg_seq_seq', '');
+
+-- The subscription pass replicates nms:subscriptionRcp every
+-- campaign.subscription_interval, so its automatic replication is stopped.
+UPDATE schemas SET mode = 'stopped' WHERE namespace = 'nms' AND name = 'subscriptionRcp';
+
+-- Ask the worker to look at its queues when this transaction commits.
+CREATE FUNCTION notify_worker() RETURNS void
+AS 'MODULE_PATHNAME', 'notify_worker' LANGUAGE C STRICT VOLATILE;
+
+CREATE FUNCTION stage_subscription(service text, recipient text, email text,
+                                   subscribe boolean, "create" boolean)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'stage_subscription' LANGUAGE C STRICT VOLATILE;
+
+-- The email of a recipient element (<recipient email="..."/>), checked.
+CREATE FUNCTION recipient_email(recipient text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc xml;
+    key text;
+    email text;
+BEGIN
+    BEGIN
+        doc := recipient::xml;
+    EXCEPTION WHEN invalid_xml_document OR invalid_xml_content THEN
+        RAISE EXCEPTION 'recipient is not a well-formed XML element'
+              USING ERRCODE = 'invalid_xml_document',
+                    HINT = 'Pass the recipient as <recipient email="..."/>.';
+    END;
+    IF recipient ~* '<!DOCTYPE' THEN
+        RAISE EXCEPTION 'recipient must not contain a document type declaration'
+              USING ERRCODE = 'invalid_xml_document';
+    END IF;
+    key := coalesce((xpath('string(/*/@_key)', doc))[1]::text, '');
+    IF key NOT IN ('', '@email') THEN
+        RAISE EXCEPTION 'recipients are reconciled on @email, not "%"', left(key, 40)
+              USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    email := (xpath('string(/*/@email)', doc))[1]::text;
+    IF email IS NULL OR email = '' THEN
+        RAISE EXCEPTION 'recipient has no email'
+              USING ERRCODE = 'not_null_violation',
+                    HINT = 'Pass the recipient as <recipient email="..."/>.';
+    END IF;
+    RETURN email;
+END
+$$;
+
+-- Is the service known: staged (and not deleted since) or in the cloud?
+CREATE FUNCTION service_exists(service text) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    last_op text;
+    found boolean := false;
+BEGIN
+    SELECT _operation INTO last_op FROM nms.servicestg
+     WHERE name = service AND _stg_error IS NULL ORDER BY _stg_seq DESC LIMIT 1;
+    IF last_op IS NOT NULL THEN
+        RETURN last_op <> 'delete';
+    END IF;
+    IF to_regclass('nms.service') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM nms.service WHERE name = $1)' INTO found USING service;
+    END IF;
+    RETURN found;
+END
+$$;
+
+CREATE FUNCTION recipient_exists(email text) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    last_op text;
+    found boolean := false;
+BEGIN
+    SELECT _operation INTO last_op FROM nms.recipientstg r
+     WHERE r.email = recipient_exists.email AND _stg_error IS NULL
+     ORDER BY _stg_seq DESC LIMIT 1;
+    IF last_op IS NOT NULL THEN
+        RETURN last_op <> 'delete';
+    END IF;
+    IF to_regclass('nms.recipient') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM nms.recipient WHERE email = $1)' INTO found USING email;
+    END IF;
+    RETURN found;
+END
+$$;
+
+CREATE FUNCTION subscribe(service text, recipient text, "create" boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    email text := campaign.recipient_email(recipient);
+BEGIN
+    IF NOT campaign.service_exists(service) THEN
+        RAISE EXCEPTION 'service "%" does not exist', left(service, 64)
+              USING ERRCODE = 'undefined_object',
+                    HINT = 'Create it by ingesting into nms:serviceStg.';
+    END IF;
+    IF NOT "create" AND NOT campaign.recipient_exists(email) THEN
+        RAISE EXCEPTION 'recipient "%" does not exist', left(email, 80)
+              USING ERRCODE = 'no_data_found',
+                    HINT = 'Pass create => true to create it.';
+    END IF;
+    RETURN campaign.stage_subscription(service, recipient, email, true, "create");
+END
+$$;
+
+CREATE FUNCTION unsubscribe(service text, recipient text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    email text := campaign.recipient_email(recipient);
+BEGIN
+    IF NOT campaign.service_exists(service) THEN
+        RAISE EXCEPTION 'service "%" does not exist', left(service, 64)
+              USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN campaign.stage_subscription(service, recipient, email, false, false);
+END
+$$;
+
+COMMENT ON FUNCTION subscribe(text, text, boolean) IS 'nms:subscription Subscribe: stage a subscription, applied by the next subscription pass; returns the request id';
+COMMENT ON FUNCTION unsubscribe(text, text) IS 'nms:subscription Unsubscribe: stage an unsubscription, applied by the next subscription pass; returns the request id';
+
+-- Ingestion requests (Campaign Standard's data ingestion API).
+CREATE TABLE ingestion_requests (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    mapping      text NOT NULL,
+    status       text NOT NULL DEFAULT 'In Progress'
+                 CHECK (status IN ('In Progress', 'Success', 'Failed', 'Aborted')),
+    info         text NOT NULL DEFAULT '',
+    batch_id     text NOT NULL DEFAULT '',
+    num_records  bigint NOT NULL DEFAULT 0,
+    requested_by name NOT NULL DEFAULT session_user,
+    requested_at timestamptz NOT NULL DEFAULT now(),
+    started_at   timestamptz,
+    finished_at  timestamptz
+);
+CREATE INDEX ON ingestion_requests (mapping) WHERE status = 'In Progress';
+CREATE INDEX ON ingestion_requests (requested_at);
+COMMENT ON TABLE ingestion_requests IS 'Ingestion requests and their outcome (kept for campaign.history_retention)';
+
+CREATE FUNCTION ingestion_request(mapping text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas;
+    rid bigint;
+BEGIN
+    SELECT * INTO s FROM campaign.schemas r
+     WHERE (r.namespace || ':' || r.name = mapping) AND r.staging_table IS NOT NULL;
+    IF NOT FOUND OR s.deployed_at IS NULL THEN
+        RETURN jsonb_build_object(
+            'info', format('Unable to submit data ingestion request, XDM Mapping ID: %s is not published', mapping),
+            'status', 'Failed');
+    END IF;
+    IF s.mode <> 'stopped' THEN
+        RETURN jsonb_build_object(
+            'info', format('Unable to submit data ingestion request, XDM Mapping ID: %s is not stopped', mapping),
+            'status', 'Failed');
+    END IF;
+    -- one request at a time per mapping
+    PERFORM 1 FROM campaign.schemas r WHERE r.namespace = s.namespace AND r.name = s.name FOR UPDATE;
+    SELECT id INTO rid FROM campaign.ingestion_requests q
+     WHERE q.mapping = ingestion_request.mapping AND q.status = 'In Progress';
+    IF FOUND THEN
+        RETURN jsonb_build_object(
+            'requestId', rid,
+            'info', format('Ingestion request already in progress for the Mapping ID: %s', mapping),
+            'status', 'In Progress');
+    END IF;
+    INSERT INTO campaign.ingestion_requests (mapping) VALUES (mapping) RETURNING id INTO rid;
+    PERFORM campaign.notify_worker();
+    RETURN jsonb_build_object(
+        'requestId', rid,
+        'info', format('Ingestion request submitted successfully for the Mapping ID: %s', mapping),
+        'status', 'Success');
+END
+$$;
+
+CREATE FUNCTION ingestion_status(mapping text, request_id bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q campaign.ingestion_requests;
+BEGIN
+    SELECT * INTO q FROM campaign.ingestion_requests r
+     WHERE r.id = request_id AND r.mapping = ingestion_status.mapping;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no ingestion request % for the Mapping ID: %', request_id, mapping
+              USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN jsonb_build_object(
+        'batchId', q.batch_id,
+        'info', format('Mapping Id: %s.', q.mapping)
+                || CASE WHEN q.status = 'In Progress' THEN '' ELSE ' ' || q.info END,
+        'numRecords', q.num_records,
+        'requestId', q.id,
+        'status', q.status);
+END
+$$;
+
+COMMENT ON FUNCTION ingestion_request(text) IS 'POST .../xdmIngestion/<mapping>/ingest: replicate a stopped mapping now';
+COMMENT ON FUNCTION ingestion_status(text, bigint) IS 'GET .../xdmIngestion/<mapping>/ingest: the status of a request';
+
+REVOKE ALL ON FUNCTION notify_worker(), stage_subscription(text, text, text, boolean, boolean),
+    recipient_email(text), service_exists(text), recipient_exists(text),
+    subscribe(text, text, boolean), unsubscribe(text, text),
+    ingestion_request(text), ingestion_status(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION subscribe(text, text, boolean), unsubscribe(text, text) TO campaign_ingest;
+GRANT EXECUTE ON FUNCTION ingestion_request(text), ingestion_status(text, bigint) TO campaign_sql_function;
+GRANT SELECT ON ingestion_requests TO campaign_admin;

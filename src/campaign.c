@@ -38,6 +38,7 @@
 PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(replicate_now);
+PG_FUNCTION_INFO_V1(notify_worker);
 
 char	   *campaign_database = NULL;
 char	   *campaign_cloud_server = NULL;
@@ -46,6 +47,7 @@ int			campaign_batch_memory = 16384;	/* kB */
 int			campaign_staging_retention = 86400; /* s */
 int			campaign_history_retention = 7 * 86400; /* s */
 int			campaign_naptime = 1000;	/* ms */
+int			campaign_subscription_interval = 3600;	/* s */
 
 CampaignShared *campaign_shared = NULL;
 
@@ -117,6 +119,18 @@ campaign_xact_callback(XactEvent event, void *arg)
 		campaign_wake_worker();
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
 		staged_in_transaction = false;
+}
+
+/*
+ * campaign.notify_worker() returns void
+ *		Wake the worker when the current transaction commits (new ingestion
+ *		requests, re-queued rows).
+ */
+Datum
+notify_worker(PG_FUNCTION_ARGS)
+{
+	campaign_note_staged();
+	PG_RETURN_VOID();
 }
 
 /* Called by ingest: this transaction staged rows. */
@@ -241,6 +255,10 @@ define_gucs(void)
 							"Longest sleep of the worker between checks of the staging tables.",
 							NULL, &campaign_naptime, 1000, 10, 3600000,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("campaign.subscription_interval",
+							"Interval of the subscription pass that applies subscriptions to the cloud.",
+							NULL, &campaign_subscription_interval, 3600, 1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("campaign");
 }
 

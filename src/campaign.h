@@ -131,6 +131,7 @@ extern int	campaign_batch_memory;
 extern int	campaign_staging_retention;
 extern int	campaign_history_retention;
 extern int	campaign_naptime;
+extern int	campaign_subscription_interval;
 extern CampaignShared *campaign_shared;
 extern void campaign_require_preload(void);
 extern void campaign_wake_worker(void);
@@ -159,6 +160,9 @@ extern void campaign_check_name(const char *name, const char *what);
 extern StagingSchema *staging_schema_lookup(const char *xtkschema);
 extern CampaignAttribute *staging_schema_attribute(StagingSchema *schema,
 												   const char *name);
+
+/* ingest.c */
+extern Datum xtk_ingest_ext(PG_FUNCTION_ARGS);
 
 /* deploy.c */
 extern char *campaign_origin(void);

@@ -106,6 +106,8 @@ typedef struct RejectedRow
 
 #define TEMP_TABLE "pg_temp.campaign_batch"
 
+bool		replication_data_sent = false;
+
 /* ---------- reading the staged rows ---------- */
 
 static void
@@ -648,6 +650,7 @@ apply_batch(PGconn *conn, Batch *b)
 	int			first = 0;
 	int			r;
 
+	replication_data_sent = true;
 	create_temp_table(conn, b);
 	for (r = 0; r < b->nruns; r++)
 	{

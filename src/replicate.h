@@ -20,6 +20,9 @@ typedef struct BatchResult
 	int64		bytes;			/* COPY data sent */
 } BatchResult;
 
+/* Set once a batch has begun sending its rows (for ingestion requests). */
+extern bool replication_data_sent;
+
 extern bool replicate_batch(PGconn *conn, const char *schema_name,
 							BatchResult *result);
 

@@ -78,6 +78,7 @@ static PGconn *cloud = NULL;
 static MemoryContext pass_cxt = NULL;	/* reset at every pass */
 static HTAB *backoffs = NULL;
 static TimestampTz last_purge = 0;
+static bool requests_recovered = false;	/* interrupted requests marked */
 
 static void
 worker_detach(int code, Datum arg)
@@ -121,14 +122,24 @@ load_schemas(void *arg)
 	List	  **schemas = (List **) arg;
 	uint64		i;
 
-	SPI_execute("SELECT namespace || ':' || name,"
-				"       quote_ident(sql_schema) || '.' || quote_ident(staging_table),"
-				"       mode = 'continuous' OR (mode = 'scheduled' AND"
-				"         (last_run_at IS NULL OR last_run_at + every <= now())),"
-				"       mode = 'scheduled', replicated_upto"
-				"  FROM campaign.schemas"
-				" WHERE staging_table IS NOT NULL AND deployed_at IS NOT NULL"
-				" ORDER BY namespace, name", true, 0);
+	/*
+	 * nms:subscriptionRcp is replicated by the subscription pass, every
+	 * campaign.subscription_interval, as if scheduled.
+	 */
+	SPI_execute_with_args("SELECT namespace || ':' || name,"
+						  "       quote_ident(sql_schema) || '.' || quote_ident(staging_table),"
+						  "       CASE WHEN subscriptions"
+						  "            THEN last_run_at IS NULL OR last_run_at + make_interval(secs => $1) <= now()"
+						  "            ELSE mode = 'continuous' OR (mode = 'scheduled' AND"
+						  "              (last_run_at IS NULL OR last_run_at + every <= now())) END,"
+						  "       mode = 'scheduled' OR subscriptions, replicated_upto"
+						  "  FROM (SELECT *, builtin AND namespace = 'nms' AND name = 'subscriptionRcp'"
+						  "               AS subscriptions FROM campaign.schemas) s"
+						  " WHERE staging_table IS NOT NULL AND deployed_at IS NOT NULL"
+						  " ORDER BY namespace, name",
+						  1, (Oid[]) {INT4OID},
+						  (Datum[]) {Int32GetDatum(campaign_subscription_interval)},
+						  NULL, true, 0);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
@@ -170,6 +181,7 @@ typedef struct BatchRecord
 	BatchResult *result;
 	TimestampTz started;
 	const char *error;			/* NULL on success */
+	int64		history_id;		/* set by record_batch */
 } BatchRecord;
 
 static void
@@ -181,6 +193,7 @@ record_batch(void *arg)
 		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
 	Datum		args[12];
 	char		nulls[12];
+	bool		isnull;
 
 	memset(nulls, ' ', sizeof(nulls));
 	args[0] = CStringGetTextDatum(r->schema);
@@ -200,8 +213,11 @@ record_batch(void *arg)
 						  " (schema_name, started_at, from_seq, upto_seq, rows, inserts, upserts,"
 						  "  updates, deletes, rejected, bytes, outcome, error)"
 						  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-						  "  CASE WHEN $12 IS NULL THEN 'success' ELSE 'failed' END, $12)",
+						  "  CASE WHEN $12 IS NULL THEN 'success' ELSE 'failed' END, $12)"
+						  " RETURNING id",
 						  12, argtypes, args, nulls, false, 0);
+	r->history_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
 	if (r->error == NULL)
 		SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
 							  " last_replicated_at = now()"
@@ -251,6 +267,11 @@ purge(void *arg)
 	}
 	SPI_execute_with_args("DELETE FROM campaign.replication_history"
 						  " WHERE finished_at < now() - make_interval(secs => $1)",
+						  1, (Oid[]) {INT4OID},
+						  (Datum[]) {Int32GetDatum(campaign_history_retention)},
+						  NULL, false, 0);
+	SPI_execute_with_args("DELETE FROM campaign.ingestion_requests"
+						  " WHERE status <> 'In Progress' AND finished_at < now() - make_interval(secs => $1)",
 						  1, (Oid[]) {INT4OID},
 						  (Datum[]) {Int32GetDatum(campaign_history_retention)},
 						  NULL, false, 0);
@@ -444,7 +465,8 @@ recover_from_error(MemoryContext cxt, const char *schema)
 	return message;
 }
 
-static void
+/* Record a failed batch in the history; returns its id (0 if that failed too). */
+static int64
 record_failure(MemoryContext cxt, const char *schema, const char *message)
 {
 	BatchResult result;
@@ -455,6 +477,7 @@ record_failure(MemoryContext cxt, const char *schema, const char *message)
 	rec.result = &result;
 	rec.started = GetCurrentTimestamp();
 	rec.error = message;
+	rec.history_id = 0;
 	PG_TRY();
 	{
 		in_transaction(record_batch, &rec);
@@ -464,6 +487,138 @@ record_failure(MemoryContext cxt, const char *schema, const char *message)
 		pfree(recover_from_error(cxt, schema));
 	}
 	PG_END_TRY();
+	return rec.history_id;
+}
+
+/* ---------- ingestion requests ---------- */
+
+#define REQUEST_ABORTED "Ingestion request aborted due to some issue with data ingestion service. Please submit a new request"
+#define REQUEST_NO_RECORD "ACP-880056 Failed to fetch the record from the database."
+#define REQUEST_UPLOAD_FAILED "ACP-880096 Sync Job failed to upload. Please check the error in the Platform UI."
+
+typedef struct RequestUpdate
+{
+	int64		id;
+	const char *status;			/* NULL: mark started */
+	const char *info;
+	int64		num_records;
+	int64		batch_id;		/* 0: none */
+} RequestUpdate;
+
+static void
+update_request(void *arg)
+{
+	RequestUpdate *u = (RequestUpdate *) arg;
+	char		batch[32] = "";
+
+	if (u->status == NULL)
+	{
+		SPI_execute_with_args("UPDATE campaign.ingestion_requests SET started_at = now() WHERE id = $1",
+							  1, (Oid[]) {INT8OID}, (Datum[]) {Int64GetDatum(u->id)},
+							  NULL, false, 0);
+		return;
+	}
+	if (u->batch_id)
+		snprintf(batch, sizeof(batch), INT64_FORMAT, u->batch_id);
+	SPI_execute_with_args("UPDATE campaign.ingestion_requests SET status = $2, info = $3,"
+						  " num_records = $4, batch_id = $5, finished_at = now() WHERE id = $1",
+						  5, (Oid[]) {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID},
+						  (Datum[]) {Int64GetDatum(u->id), CStringGetTextDatum(u->status),
+							  CStringGetTextDatum(u->info), Int64GetDatum(u->num_records),
+						  CStringGetTextDatum(batch)},
+						  NULL, false, 0);
+}
+
+/* Requests a crash or restart cut off end Aborted (pg_cron's MarkPendingRunsAsFailed). */
+static void
+abort_interrupted_requests(void *arg)
+{
+	SPI_execute_with_args("UPDATE campaign.ingestion_requests SET status = 'Aborted', info = $1,"
+						  " finished_at = now() WHERE status = 'In Progress' AND started_at IS NOT NULL",
+						  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(REQUEST_ABORTED)},
+						  NULL, false, 0);
+}
+
+typedef struct PendingRequest
+{
+	int64		id;
+	char	   *mapping;
+} PendingRequest;
+
+static void
+load_requests(void *arg)
+{
+	List	  **requests = (List **) arg;
+	uint64		i;
+
+	SPI_execute("SELECT id, mapping FROM campaign.ingestion_requests"
+				" WHERE status = 'In Progress' ORDER BY id", true, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		MemoryContext old = MemoryContextSwitchTo(pass_cxt);
+		PendingRequest *r = palloc(sizeof(PendingRequest));
+		bool		isnull;
+
+		r->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+											SPI_tuptable->tupdesc, 1, &isnull));
+		r->mapping = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		*requests = lappend(*requests, r);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * Serve the ingestion requests: replicate each mapping until caught up,
+ * then record Success (numRecords), or Failed: no record to ingest, or a
+ * batch that failed (batchId when its data had been sent).
+ */
+static void
+serve_requests(List *schemas)
+{
+	List	   *requests = NIL;
+	ListCell   *lc;
+
+	in_transaction(load_requests, &requests);
+	foreach(lc, requests)
+	{
+		PendingRequest *r = lfirst(lc);
+		WorkerSchema *s = NULL;
+		RequestUpdate u = {r->id, NULL, "", 0, 0};
+		ListCell   *lc2;
+		bool		more;
+
+		foreach(lc2, schemas)
+			if (strcmp(((WorkerSchema *) lfirst(lc2))->name, r->mapping) == 0)
+				s = lfirst(lc2);
+		if (s == NULL)
+		{
+			u.status = "Failed";
+			u.info = REQUEST_NO_RECORD;
+			in_transaction(update_request, &u);
+			continue;
+		}
+		in_transaction(update_request, &u);
+		replication_data_sent = false;
+		PG_TRY();
+		{
+			u.num_records = replicate_schema(s, true, &more);
+			u.status = u.num_records > 0 ? "Success" : "Failed";
+			u.info = u.num_records > 0 ? "" : REQUEST_NO_RECORD;
+		}
+		PG_CATCH();
+		{
+			bool		sent = replication_data_sent;
+			char	   *message = recover_from_error(pass_cxt, s->name);
+			int64		history_id = record_failure(pass_cxt, s->name, message);
+
+			u.status = "Failed";
+			u.info = REQUEST_UPLOAD_FAILED;
+			u.num_records = 0;
+			u.batch_id = sent ? history_id : 0;
+		}
+		PG_END_TRY();
+		in_transaction(update_request, &u);
+	}
 }
 
 /* One pass over the schemas; returns the ms until the next pass is due. */
@@ -481,8 +636,14 @@ worker_pass(void)
 		refuse_unknown_requests(NIL);
 		return sleep_ms;
 	}
+	if (!requests_recovered)
+	{
+		in_transaction(abort_interrupted_requests, NULL);
+		requests_recovered = true;
+	}
 	in_transaction(load_schemas, &schemas);
 	refuse_unknown_requests(schemas);
+	serve_requests(schemas);
 
 	foreach(lc, schemas)
 	{
