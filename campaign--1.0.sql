@@ -273,6 +273,7 @@ BEGIN
        SET mode = CASE WHEN $2 IS NULL THEN 'continuous' ELSE 'scheduled' END,
            every = $2, last_run_at = CASE WHEN $2 IS NULL THEN NULL ELSE r.last_run_at END
      WHERE r.namespace = s.namespace AND r.name = s.name;
+    PERFORM campaign.notify_worker();
     RETURN CASE WHEN $2 IS NULL THEN 'continuous' ELSE 'scheduled every ' || $2 END;
 END
 $$;
@@ -310,6 +311,7 @@ BEGIN
                    ' INSERT INTO %s (%s) SELECT %s FROM moved ORDER BY _stg_seq',
                    tbl, tbl, cols, cols);
     GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM campaign.notify_worker();
     RETURN n;
 END
 $$;
@@ -645,3 +647,65 @@ REVOKE ALL ON FUNCTION notify_worker(), stage_subscription(text, text, text, boo
 GRANT EXECUTE ON FUNCTION subscribe(text, text, boolean), unsubscribe(text, text) TO campaign_ingest;
 GRANT EXECUTE ON FUNCTION ingestion_request(text), ingestion_status(text, bigint) TO campaign_sql_function;
 GRANT SELECT ON ingestion_requests TO campaign_admin;
+
+-- Throttling (SPEC §8): per-API rate limits, token buckets in shared memory
+-- (cluster-wide, cleared by a restart).  Over the limit a call fails with
+-- SQLSTATE RL429.
+CREATE FUNCTION set_rate_limit(api text, per_second float8, burst integer DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'set_rate_limit' LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION set_rate_limit(text, float8, integer) IS 'Limit an API to per_second calls a second with bursts of burst calls; NULL per_second removes the limit';
+
+-- For API functions written in SQL: take a token of the API or fail.
+CREATE FUNCTION check_rate_limit(api text) RETURNS void
+AS 'MODULE_PATHNAME', 'check_rate_limit' LANGUAGE C STRICT VOLATILE;
+COMMENT ON FUNCTION check_rate_limit(text) IS 'Take a token of the API''s rate limit, or fail with SQLSTATE RL429';
+
+CREATE FUNCTION rate_limit_state(OUT api text, OUT per_second float8, OUT burst integer,
+                                 OUT tokens float8, OUT accepted bigint, OUT rejected bigint,
+                                 OUT limited_since timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'rate_limits' LANGUAGE C VOLATILE;
+
+CREATE VIEW rate_limits AS SELECT * FROM rate_limit_state();
+COMMENT ON VIEW rate_limits IS 'Per API: its rate limit, the tokens its bucket holds, calls accepted and rejected since the limit was set';
+
+REVOKE ALL ON FUNCTION set_rate_limit(text, float8, integer), check_rate_limit(text),
+    rate_limit_state() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION set_rate_limit(text, float8, integer), rate_limit_state()
+    TO campaign_admin;
+GRANT SELECT ON rate_limits TO campaign_admin;
+
+-- SOAP (SPEC §8): campaign.soap() is what an HTTP gateway calls; the
+-- gateway's role needs campaign_soap and nothing else: the rights of a call
+-- are those of the role the session token was given to.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'campaign_soap') THEN
+        CREATE ROLE campaign_soap NOLOGIN;
+    END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA @extschema@ TO campaign_soap;
+
+-- Sessions opened by xtk:session#Logon; only hashes of the tokens are kept.
+CREATE TABLE soap_sessions (
+    token_hash    bytea PRIMARY KEY,
+    security_hash bytea NOT NULL,
+    role          oid NOT NULL,
+    logon_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    expires_at    timestamptz NOT NULL
+);
+CREATE INDEX ON soap_sessions (expires_at);
+COMMENT ON TABLE soap_sessions IS 'SOAP sessions: SHA-256 of the session and security tokens, role, expiry (campaign.session_timeout after Logon)';
+GRANT SELECT (role, logon_at, expires_at), DELETE ON soap_sessions TO campaign_admin;
+
+CREATE FUNCTION soap(envelope text, session_token text DEFAULT NULL, security_token text DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'soap'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION soap(text, text, text) IS 'Campaign''s SOAP router: xtk:session Logon, Logoff, Ingest, IngestExt; nms:subscription Subscribe, Unsubscribe';
+
+REVOKE ALL ON FUNCTION soap(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION soap(text, text, text) TO campaign_soap;

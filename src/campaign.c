@@ -47,6 +47,7 @@ int			campaign_batch_memory = 16384;	/* kB */
 int			campaign_staging_retention = 86400; /* s */
 int			campaign_history_retention = 7 * 86400; /* s */
 int			campaign_naptime = 1000;	/* ms */
+int			campaign_session_timeout = 3600;	/* s */
 int			campaign_subscription_interval = 3600;	/* s */
 
 CampaignShared *campaign_shared = NULL;
@@ -63,6 +64,7 @@ campaign_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(sizeof(CampaignShared)));
+	RequestAddinShmemSpace(campaign_throttle_shmem_size());
 }
 
 static void
@@ -81,6 +83,7 @@ campaign_shmem_startup(void)
 		SpinLockInit(&campaign_shared->mutex);
 		ConditionVariableInit(&campaign_shared->request_cv);
 	}
+	campaign_throttle_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -131,6 +134,19 @@ notify_worker(PG_FUNCTION_ARGS)
 {
 	campaign_note_staged();
 	PG_RETURN_VOID();
+}
+
+/*
+ * Start a transaction in the worker.  Its now() is the statement start time,
+ * which a background worker must set itself (as worker_spi does): without
+ * it, now() would stay at the worker's start, and schedules, retention and
+ * status times with it.
+ */
+void
+campaign_start_transaction(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
 }
 
 /* Called by ingest: this transaction staged rows. */
@@ -259,6 +275,10 @@ define_gucs(void)
 							"Interval of the subscription pass that applies subscriptions to the cloud.",
 							NULL, &campaign_subscription_interval, 3600, 1, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("campaign.session_timeout",
+							"Lifetime of a SOAP session token from its Logon.",
+							NULL, &campaign_session_timeout, 3600, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("campaign");
 }
 

@@ -13,6 +13,8 @@
  *	  record.c    one XML record -> the values of one staging row
  *	  ingest.c    xtk_ingest() / xtk_ingest_ext(): staging writes through
  *	              the executor's multi-insert path
+ *	  throttle.c  per-API rate limits: token buckets in shared memory
+ *	  soap.c      campaign.soap(): SOAP 1.1 envelopes, sessions, Faults
  *
  *-------------------------------------------------------------------------
  */
@@ -24,6 +26,7 @@
 #include "access/attnum.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
+#include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/spin.h"
@@ -131,11 +134,47 @@ extern int	campaign_batch_memory;
 extern int	campaign_staging_retention;
 extern int	campaign_history_retention;
 extern int	campaign_naptime;
+extern int	campaign_session_timeout;
 extern int	campaign_subscription_interval;
 extern CampaignShared *campaign_shared;
 extern void campaign_require_preload(void);
 extern void campaign_wake_worker(void);
 extern void campaign_note_staged(void);
+extern void campaign_start_transaction(void);
+
+/* throttle.c: the APIs that can be rate-limited. */
+typedef enum CampaignApi
+{
+	CAMPAIGN_API_XTK_INGEST,
+	CAMPAIGN_API_XTK_INGEST_EXT,
+	CAMPAIGN_API_SUBSCRIBE,
+	CAMPAIGN_API_UNSUBSCRIBE,
+	CAMPAIGN_API_INGESTION_REQUEST,
+	CAMPAIGN_API_INGESTION_STATUS,
+	CAMPAIGN_API_SOAP,
+	CAMPAIGN_NUM_APIS
+} CampaignApi;
+
+/* A call over its API's rate limit: Campaign's HTTP 429. */
+#define ERRCODE_CAMPAIGN_RATE_LIMIT MAKE_SQLSTATE('R','L','4','2','9')
+
+extern const char *const campaign_api_names[CAMPAIGN_NUM_APIS];
+extern pg_atomic_uint32 *campaign_throttle_enabled;
+extern Size campaign_throttle_shmem_size(void);
+extern void campaign_throttle_shmem_init(void);
+extern void campaign_throttle_take(CampaignApi api);
+
+/*
+ * Called first thing by each rate-limited API.  Without a limit on the API
+ * this is one atomic read; see throttle.c.
+ */
+static inline void
+campaign_throttle(CampaignApi api)
+{
+	if (campaign_throttle_enabled != NULL &&
+		pg_atomic_read_u32(&campaign_throttle_enabled[api]) != 0)
+		campaign_throttle_take(api);
+}
 
 /* xmldoc.c */
 extern xmlDocPtr campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data,

@@ -378,6 +378,7 @@ ingest_document(text *doc_text, bool ext)
 Datum
 xtk_ingest(PG_FUNCTION_ARGS)
 {
+	campaign_throttle(CAMPAIGN_API_XTK_INGEST);
 	PG_RETURN_TEXT_P(ingest_document(PG_GETARG_TEXT_PP(0), false));
 }
 
@@ -388,6 +389,7 @@ xtk_ingest(PG_FUNCTION_ARGS)
 Datum
 xtk_ingest_ext(PG_FUNCTION_ARGS)
 {
+	campaign_throttle(CAMPAIGN_API_XTK_INGEST_EXT);
 	ingest_document(PG_GETARG_TEXT_PP(0), true);
 	PG_RETURN_VOID();
 }

@@ -28,10 +28,10 @@
  * Applying: the rows go by COPY into a temporary table on the cloud, then
  * one statement per group of rows with the same operation, key and carried
  * attributes (insert; update; upsert = update then insert what matched
- * nothing; delete), each touching only the carried columns.  So that several
- * changes to one key apply in order, the batch is cut into runs in which no
- * key repeats; runs apply one after the other.  A run made only of keyless
- * inserts is COPied straight into the cloud table.
+ * nothing; delete), each touching only the carried columns.  So that changes
+ * apply in staging order, the batch is cut into runs of one group in which
+ * no key repeats; runs apply one after the other.  A run of keyless inserts
+ * is COPied straight into the cloud table.
  *
  * Rejected rows: each run applies under a savepoint; if the cloud rejects
  * it, the run is applied again row by row, each under its own savepoint,
@@ -285,11 +285,12 @@ select_staged_sql(Batch *b)
 }
 
 /*
- * Append one row to the batch; returns the 64-bit hash of its key values
- * (0 when keyless) for the run cutting.
+ * Append one row to the batch, and set *keyhash to the 64-bit hash of its
+ * key values (0 when keyless) for the run cutting.  Returns false when the
+ * row cannot be applied and was rejected instead.
  */
-static uint64
-add_row(Batch *b, HeapTuple tuple, TupleDesc desc)
+static bool
+add_row(Batch *b, HeapTuple tuple, TupleDesc desc, uint64 *keyhash_out)
 {
 	StagingSchema *s = b->schema;
 	bool		isnull;
@@ -326,7 +327,7 @@ add_row(Batch *b, HeapTuple tuple, TupleDesc desc)
 		b->rejects = lappend(b->rejects, r);
 		b->result->rejected++;
 		b->nrows--;
-		return 0;
+		return false;
 	}
 	b->result->counts[g->op]++;
 
@@ -358,7 +359,8 @@ add_row(Batch *b, HeapTuple tuple, TupleDesc desc)
 	row->core_len = b->data.len - row->offset;
 	appendStringInfo(&b->data, "\t" INT64_FORMAT "\t%d\n", row->seq, row->group);
 	row->len = b->data.len - row->offset;
-	return g->nkey > 0 ? (keyhash | 1) : 0;
+	*keyhash_out = g->nkey > 0 ? (keyhash | 1) : 0;
+	return true;
 }
 
 /*
@@ -376,6 +378,7 @@ read_rows(Batch *b, int64 hw, int64 upto)
 	HASHCTL		ctl;
 	size_t		memory_limit = (size_t) campaign_batch_memory * 1024;
 	bool		full = false;
+	int			run_start = 0;	/* first row of the current run */
 
 	ctl.keysize = sizeof(uint64);
 	ctl.entrysize = sizeof(uint64);
@@ -396,21 +399,34 @@ read_rows(Batch *b, int64 hw, int64 upto)
 			break;
 		for (i = 0; i < SPI_processed; i++)
 		{
-			uint64		keyhash = add_row(b, SPI_tuptable->vals[i],
-										  SPI_tuptable->tupdesc);
-			bool		found = false;
+			uint64		keyhash;
+			int			row;
 
-			if (keyhash != 0)
-				hash_search(keys, &keyhash, HASH_ENTER, &found);
-			if (found)
+			if (!add_row(b, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &keyhash))
+				continue;
+			row = b->nrows - 1;
+
+			/*
+			 * A run holds rows of one group (applied by one statement) whose
+			 * keys do not repeat, so that its rows may apply in any order.
+			 */
+			if (row > run_start)
 			{
-				/* The key repeats: the run ends before this row. */
-				b->run_ends[b->nruns++] = b->nrows - 1;
-				hash_destroy(keys);
-				keys = hash_create("campaign run keys", 1024, &ctl,
-								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-				hash_search(keys, &keyhash, HASH_ENTER, &found);
+				bool		found = false;
+
+				if (keyhash != 0)
+					hash_search(keys, &keyhash, HASH_FIND, &found);
+				if (found || b->rows[row].group != b->rows[run_start].group)
+				{
+					b->run_ends[b->nruns++] = row;
+					run_start = row;
+					hash_destroy(keys);
+					keys = hash_create("campaign run keys", 1024, &ctl,
+									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+				}
 			}
+			if (keyhash != 0)
+				hash_search(keys, &keyhash, HASH_ENTER, NULL);
 			if (b->nrows >= campaign_batch_size || b->data.len >= memory_limit)
 			{
 				full = true;
@@ -571,37 +587,24 @@ exec_group(PGconn *conn, Batch *b, int group, int64 lo, int64 hi)
 	return cloud_try_exec(conn, g->statement, 3, params);
 }
 
-/* Apply rows [first, end) together; returns NULL or the cloud's message. */
+/*
+ * Apply the run of rows [first, end), all of one group, with one statement
+ * (keyless inserts: one COPY); returns NULL or the cloud's message.
+ */
 static char *
 apply_run(PGconn *conn, Batch *b, int first, int end)
 {
-	bool	   *seen = palloc0(sizeof(bool) * b->ngroups);
-	int64		lo = b->rows[first].seq;
-	int64		hi = b->rows[end - 1].seq;
-	ChangeGroup *g0 = &b->groups[b->rows[first].group];
-	bool		direct = (g0->op == STG_OP_INSERT && g0->nkey == 0);
+	int			group = b->rows[first].group;
+	ChangeGroup *g = &b->groups[group];
 	char	   *msg;
-	int			i;
 
-	for (i = first; i < end && direct; i++)
-		direct = (b->rows[i].group == b->rows[first].group);
-	if (direct)
+	if (g->op == STG_OP_INSERT && g->nkey == 0)
 		return copy_rows(conn, b, first, end, true);
 
 	cloud_command(conn, "TRUNCATE " TEMP_TABLE);
 	if ((msg = copy_rows(conn, b, first, end, false)) != NULL)
 		return msg;
-	for (i = first; i < end; i++)
-	{
-		int			grp = b->rows[i].group;
-
-		if (seen[grp])
-			continue;
-		seen[grp] = true;
-		if ((msg = exec_group(conn, b, grp, lo, hi)) != NULL)
-			return msg;
-	}
-	return NULL;
+	return exec_group(conn, b, group, b->rows[first].seq, b->rows[end - 1].seq);
 }
 
 /* The run was rejected: apply it row by row, isolating the bad rows. */
@@ -741,7 +744,7 @@ replicate_batch(PGconn *conn, const char *schema_name, BatchResult *result)
 	memset(&b, 0, sizeof(Batch));
 	b.result = result;
 
-	StartTransactionCommand();
+	campaign_start_transaction();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	b.schema = staging_schema_lookup(xtkschema);
@@ -793,6 +796,7 @@ replicate_batch(PGconn *conn, const char *schema_name, BatchResult *result)
 	SPI_finish();
 	CommitTransactionCommand();
 
+	/* Nothing new: result->upto is the cloud's watermark, for the caller. */
 	if (result->upto == hw)
 	{
 		cloud_command(conn, "ROLLBACK");

@@ -95,7 +95,7 @@ worker_detach(int code, Datum arg)
 static void
 in_transaction(void (*fn) (void *), void *arg)
 {
-	StartTransactionCommand();
+	campaign_start_transaction();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	fn(arg);
@@ -109,7 +109,7 @@ extension_installed(void)
 {
 	bool		installed;
 
-	StartTransactionCommand();
+	campaign_start_transaction();
 	installed = OidIsValid(get_namespace_oid("campaign", true)) &&
 		OidIsValid(get_relname_relid("schemas", get_namespace_oid("campaign", true)));
 	CommitTransactionCommand();
@@ -224,6 +224,19 @@ record_batch(void *arg)
 							  " WHERE namespace || ':' || name = $1",
 							  2, (Oid[]) {TEXTOID, INT8OID}, (Datum[]) {args[0], args[3]},
 							  NULL, false, 0);
+}
+
+/* Our copy of the cloud's watermark, when it was behind. */
+static void
+record_watermark(void *arg)
+{
+	WorkerSchema *s = (WorkerSchema *) arg;
+
+	SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2"
+						  " WHERE namespace || ':' || name = $1",
+						  2, (Oid[]) {TEXTOID, INT8OID},
+						  (Datum[]) {CStringGetTextDatum(s->name), Int64GetDatum(s->replicated_upto)},
+						  NULL, false, 0);
 }
 
 /* A scheduled schema is caught up: its next run is one interval away. */
@@ -418,12 +431,23 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 			if (cloud)
 				PQfinish(cloud);
 			cloud = NULL;
-			StartTransactionCommand();
+			campaign_start_transaction();
 			cloud = cloud_connect("campaign replication worker");
 			CommitTransactionCommand();
 		}
 		if (!replicate_batch(cloud, s->name, &result))
+		{
+			/*
+			 * A crash between the cloud's commit and ours leaves our copy of
+			 * the watermark behind: catch up with the cloud's.
+			 */
+			if (result.upto > s->replicated_upto)
+			{
+				s->replicated_upto = result.upto;
+				in_transaction(record_watermark, s);
+			}
 			break;
+		}
 		for (op = 0; op < 4; op++)
 			applied += result.counts[op];
 		log_batch(s->name, &result, started);

@@ -376,7 +376,7 @@ for my $moment (@moments)
 	my ($session, $release);
 	if ($moment eq 'moved_delay')
 	{
-		usleep(50_000 + int(rand(650_000)));
+		usleep(20_000 + int(rand(200_000)));
 	}
 	elsif ($moment eq 'cloud_table_locked')
 	{
@@ -467,7 +467,8 @@ my $shutdowns = 0;
 my $b_mid_drain = 0;
 for my $how (qw(moved cloud_table_locked moved_delay))
 {
-	ensure_backlog(30000);
+	# The random delay must end before the drain does, whatever its speed.
+	ensure_backlog($how eq 'moved_delay' ? 100000 : 30000);
 	my $wm = watermark();
 	wait_for($cloud,
 		"SELECT upto > $wm FROM campaign_replication.watermark WHERE schema_name = '$SCHEMA'",
@@ -475,7 +476,7 @@ for my $how (qw(moved cloud_table_locked moved_delay))
 	my $session;
 	if ($how eq 'moved_delay')
 	{
-		usleep(50_000 + int(rand(650_000)));
+		usleep(20_000 + int(rand(200_000)));
 	}
 	elsif ($how eq 'cloud_table_locked')
 	{

@@ -1,0 +1,902 @@
+/*-------------------------------------------------------------------------
+ *
+ * soap.c
+ *	  campaign.soap(envelope, session_token, security_token): Campaign's SOAP
+ *	  router for urn:xtk:session (Logon, Logoff, Ingest, IngestExt) and
+ *	  urn:nms:subscription (Subscribe, Unsubscribe).
+ *
+ * The envelope (SOAP 1.1) is parsed whole with libxml2 (xmldoc.c's safe
+ * parser).  The method is the one element of the Body, found by its
+ * namespace (the service) and local name; its parameters are read by
+ * position, never by name, as Campaign's router does (the WSDL says
+ * strLogin, Adobe's SDK sends login, Campaign's own client __sessiontoken).
+ * The first parameter of every method is the session token.
+ *
+ * Sessions: Logon checks the login (a PostgreSQL role that may log in and is
+ * not a superuser) and its password against the role's stored SCRAM or MD5
+ * secret, as the server's own password authentication does, then stores a
+ * session in campaign.soap_sessions: the SHA-256 of a random session token
+ * ("___" and a UUID, as Campaign's) and of a random security token, the
+ * role, and an expiry campaign.session_timeout after the Logon.  Other
+ * methods need a live session: its token is the first parameter or, from an
+ * HTTP gateway, the __sessiontoken cookie passed as session_token; a token
+ * that comes from the cookie must come with the session's security token
+ * (the X-Security-Token header, passed as security_token), which a browser
+ * does not send by itself.
+ *
+ * Rights: soap() runs as the extension's owner (SECURITY DEFINER), which
+ * reads and writes the session table; the method itself (xtk_ingest(),
+ * subscribe(), ...) is called through SPI, by name, with the session's role
+ * as the current user, so it needs exactly the rights that role has
+ * (campaign_ingest for Ingest).  The API functions are the same ones SQL
+ * callers use, rate limits included; soap() itself is rate-limited as the
+ * API "soap".
+ *
+ * Errors never escape as SQL errors: the call runs in a subtransaction, and
+ * any error (a bad envelope, a bad login, an expired session, an ingest
+ * error, a rate limit) rolls it back and becomes a SOAP Fault whose detail
+ * starts with the SQLSTATE.  A rate limit gives the faultcode
+ * SOAP-ENV:Client.TooManyRequests, which a gateway maps to HTTP 429; an
+ * invalid session carries Campaign's XSV-350008, on which clients log on
+ * again.  Only a query cancel (statement_timeout, pg_cancel_backend) is
+ * raised as such.
+ *
+ * Responses are written as Campaign writes them: Logon and Logoff in the
+ * namespace of xtk:session, the other methods in urn:wpp:default (seeds/004).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "campaign.h"
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "commands/dbcommands.h"
+#include "catalog/pg_type.h"
+#include "common/base64.h"
+#include "executor/spi.h"
+#include "libpq/crypt.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "pgtime.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(soap);
+
+#define SOAP_ENV_NS		"http://schemas.xmlsoap.org/soap/envelope/"
+#define SOAP12_ENV_NS	"http://www.w3.org/2003/05/soap-envelope"
+#define SOAP_ENCODING	"http://schemas.xmlsoap.org/soap/encoding/"
+#define SOAP_LITERALXML "http://xml.apache.org/xml-soap/literalxml"
+#define NS_WPP_DEFAULT	"urn:wpp:default"
+#define NS_XTK_SESSION	"urn:xtk:session"
+#define NS_NMS_SUBSCRIPTION "urn:nms:subscription"
+
+#define FAULT_CLIENT		"SOAP-ENV:Client"
+#define FAULT_SERVER		"SOAP-ENV:Server"
+#define FAULT_THROTTLED		"SOAP-ENV:Client.TooManyRequests"
+#define FAULT_VERSION		"SOAP-ENV:VersionMismatch"
+#define FAULT_MUST_UNDERSTAND "SOAP-ENV:MustUnderstand"
+
+#define SOAP_WHAT "SOAP envelope"
+#define SOAP_MAX_PARAMS 8
+
+/* Bytes of randomness of the security token. */
+#define SECURITY_TOKEN_BYTES 32
+
+/* The statements soap() runs through SPI; their plans are kept. */
+typedef enum SoapStatement
+{
+	STMT_SESSION,
+	STMT_LOGON,
+	STMT_LOGOFF,
+	STMT_INGEST,
+	STMT_INGEST_EXT,
+	STMT_SUBSCRIBE,
+	STMT_UNSUBSCRIBE,
+	SOAP_NUM_STATEMENTS
+} SoapStatement;
+
+typedef struct SoapSql
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[4];
+} SoapSql;
+
+#define TOKEN_HASH(n) "pg_catalog.sha256(pg_catalog.convert_to($" #n ", 'UTF8'))"
+
+static const SoapSql statements[SOAP_NUM_STATEMENTS] = {
+	[STMT_SESSION] = {
+		"SELECT s.role, s.expires_at > pg_catalog.clock_timestamp(),"
+		"       s.security_hash = " TOKEN_HASH(2)
+		"  FROM campaign.soap_sessions s"
+		"  JOIN pg_catalog.pg_roles r ON r.oid = s.role AND r.rolcanlogin"
+		" WHERE s.token_hash = " TOKEN_HASH(1),
+		2, {TEXTOID, TEXTOID}
+	},
+	[STMT_LOGON] = {
+		"WITH expired AS (DELETE FROM campaign.soap_sessions"
+		"                  WHERE expires_at <= pg_catalog.clock_timestamp())"
+		"INSERT INTO campaign.soap_sessions (token_hash, security_hash, role, expires_at)"
+		" VALUES (" TOKEN_HASH(1) ", " TOKEN_HASH(2) ", $3,"
+		"         pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => $4))",
+		4, {TEXTOID, TEXTOID, OIDOID, FLOAT8OID}
+	},
+	[STMT_LOGOFF] = {
+		"DELETE FROM campaign.soap_sessions WHERE token_hash = " TOKEN_HASH(1),
+		1, {TEXTOID}
+	},
+	[STMT_INGEST] = {"SELECT campaign.xtk_ingest($1::text)", 1, {TEXTOID}},
+	[STMT_INGEST_EXT] = {"SELECT campaign.xtk_ingest_ext($1::text)", 1, {TEXTOID}},
+	[STMT_SUBSCRIBE] = {"SELECT campaign.subscribe($1, $2, $3)", 3,
+	{TEXTOID, TEXTOID, BOOLOID}},
+	[STMT_UNSUBSCRIBE] = {"SELECT campaign.unsubscribe($1, $2)", 2,
+	{TEXTOID, TEXTOID}},
+};
+
+static SPIPlanPtr plans[SOAP_NUM_STATEMENTS];
+
+struct SoapMethod;
+
+/* One call: what the envelope and the arguments said. */
+typedef struct SoapCall
+{
+	const struct SoapMethod *method;	/* NULL until the method is known */
+	xmlNodePtr	params[SOAP_MAX_PARAMS];
+	int			nparams;
+	char	   *cookie_token;	/* session_token argument, or NULL */
+	char	   *security_token; /* security_token argument, or NULL */
+	Oid			role;			/* the session's role */
+	const char *faultcode;		/* set by errors that need their own */
+	StringInfoData out;			/* the response's return values */
+} SoapCall;
+
+typedef void (*SoapHandler) (SoapCall *call);
+
+typedef struct SoapMethod
+{
+	const char *urn;			/* the service's namespace */
+	const char *name;
+	int			min_params;		/* session token included */
+	int			max_params;
+	bool		needs_session;
+	const char *response_ns;
+	SoapHandler handler;
+} SoapMethod;
+
+static void soap_logon(SoapCall *call);
+static void soap_logoff(SoapCall *call);
+static void soap_ingest(SoapCall *call);
+static void soap_ingest_ext(SoapCall *call);
+static void soap_subscribe(SoapCall *call);
+static void soap_unsubscribe(SoapCall *call);
+
+static const SoapMethod methods[] = {
+	{NS_XTK_SESSION, "Logon", 3, 4, false, NS_XTK_SESSION, soap_logon},
+	{NS_XTK_SESSION, "Logoff", 0, 1, true, NS_XTK_SESSION, soap_logoff},
+	{NS_XTK_SESSION, "Ingest", 2, 2, true, NS_WPP_DEFAULT, soap_ingest},
+	{NS_XTK_SESSION, "IngestExt", 2, 2, true, NS_WPP_DEFAULT, soap_ingest_ext},
+	{NS_NMS_SUBSCRIPTION, "Subscribe", 3, 4, true, NS_WPP_DEFAULT, soap_subscribe},
+	{NS_NMS_SUBSCRIPTION, "Unsubscribe", 3, 3, true, NS_WPP_DEFAULT, soap_unsubscribe},
+};
+
+/* "xtk:session" for "urn:xtk:session". */
+static const char *
+service_name(const char *urn)
+{
+	return strncmp(urn, "urn:", 4) == 0 ? urn + 4 : urn;
+}
+
+static bool
+is_soap_element(xmlNodePtr node, const char *name)
+{
+	return node->type == XML_ELEMENT_NODE && node->ns != NULL &&
+		strcmp((const char *) node->ns->href, SOAP_ENV_NS) == 0 &&
+		strcmp((const char *) node->name, name) == 0;
+}
+
+/* Next element sibling, from node itself; markup other than elements skipped. */
+static xmlNodePtr
+next_element(xmlNodePtr node)
+{
+	while (node != NULL && node->type != XML_ELEMENT_NODE)
+		node = node->next;
+	return node;
+}
+
+/* Refuse header entries flagged mustUnderstand: none is understood. */
+static void
+check_header(SoapCall *call, xmlNodePtr header)
+{
+	xmlNodePtr	entry;
+
+	for (entry = next_element(header->children); entry;
+		 entry = next_element(entry->next))
+	{
+		xmlChar    *must = xmlGetNsProp(entry, (const xmlChar *) "mustUnderstand",
+										(const xmlChar *) SOAP_ENV_NS);
+		bool		refused = must != NULL && strcmp((const char *) must, "1") == 0;
+
+		xmlFree(must);
+		if (refused)
+		{
+			call->faultcode = FAULT_MUST_UNDERSTAND;
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("SOAP header entry <%s> is flagged mustUnderstand",
+							campaign_shorten((const char *) entry->name)),
+					 errdetail("No header entry is understood.")));
+		}
+	}
+}
+
+/*
+ * Find the method called by the envelope and collect its parameters.
+ */
+static void
+find_method(SoapCall *call, xmlNodePtr root)
+{
+	xmlNodePtr	node;
+	xmlNodePtr	body = NULL;
+	xmlNodePtr	elem;
+	const char *urn;
+	int			i;
+
+	if (root->ns != NULL && strcmp((const char *) root->ns->href, SOAP12_ENV_NS) == 0)
+	{
+		call->faultcode = FAULT_VERSION;
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("SOAP 1.2 envelopes are not supported"),
+				 errhint("Send a SOAP 1.1 envelope, in namespace %s.", SOAP_ENV_NS)));
+	}
+	if (!is_soap_element(root, "Envelope"))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_CONTENT),
+				 errmsg("document is not a SOAP 1.1 envelope"),
+				 errdetail("Its root element is <%s>.",
+						   campaign_shorten((const char *) root->name)),
+				 errhint("The root element is an Envelope in namespace %s.",
+						 SOAP_ENV_NS)));
+
+	node = next_element(root->children);
+	if (node != NULL && is_soap_element(node, "Header"))
+	{
+		check_header(call, node);
+		node = next_element(node->next);
+	}
+	if (node != NULL && is_soap_element(node, "Body"))
+		body = node;
+	if (body == NULL || next_element(body->next) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_CONTENT),
+				 errmsg("SOAP envelope must hold an optional Header and one Body")));
+
+	elem = next_element(body->children);
+	if (elem == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_CONTENT),
+				 errmsg("SOAP body holds no method call")));
+	if (next_element(elem->next) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_CONTENT),
+				 errmsg("SOAP body holds more than one method call")));
+
+	urn = elem->ns ? (const char *) elem->ns->href : "";
+	for (i = 0; i < lengthof(methods) && call->method == NULL; i++)
+		if (strcmp(urn, methods[i].urn) == 0 &&
+			strcmp((const char *) elem->name, methods[i].name) == 0)
+			call->method = &methods[i];
+	if (call->method == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("unknown method \"%s\" of service \"%s\"",
+						campaign_shorten((const char *) elem->name),
+						campaign_shorten(service_name(urn))),
+				 errhint("The methods are Logon, Logoff, Ingest and IngestExt of urn:xtk:session, Subscribe and Unsubscribe of urn:nms:subscription.")));
+
+	for (node = next_element(elem->children); node;
+		 node = next_element(node->next))
+	{
+		if (call->nparams == call->method->max_params)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("method \"%s\" takes at most %d parameters",
+							call->method->name, call->method->max_params)));
+		call->params[call->nparams++] = node;
+	}
+	if (call->nparams < call->method->min_params)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("method \"%s\" takes at least %d parameters, not %d",
+						call->method->name, call->method->min_params,
+						call->nparams)));
+}
+
+/* Parameter i as text; "" when absent. */
+static char *
+text_param(SoapCall *call, int i)
+{
+	char	   *value;
+
+	if (i >= call->nparams)
+		return pstrdup("");
+	value = campaign_xml_text(call->params[i]);
+	if (value == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_CONTENT),
+				 errmsg("parameter %d <%s> of method \"%s\" must hold text only",
+						i + 1, campaign_shorten((const char *) call->params[i]->name),
+						call->method->name)));
+	return value;
+}
+
+/*
+ * Parameter i as an XML document: the one element it holds, serialized in
+ * the server encoding.  The element is copied into a document of its own
+ * first, so that namespaces declared higher up in the envelope are declared
+ * on it.
+ */
+static char *
+document_param(SoapCall *call, int i)
+{
+	xmlNodePtr	param = call->params[i];
+	xmlNodePtr	elem = next_element(param->children);
+	xmlNodePtr	node;
+	xmlDocPtr	doc;
+	xmlBufferPtr buf;
+	char	   *utf8;
+	char	   *result;
+
+	for (node = param->children; node; node = node->next)
+		if ((node->type == XML_ELEMENT_NODE && node != elem) ||
+			(node->type == XML_TEXT_NODE && !xmlIsBlankNode(node)))
+			elem = NULL;
+	if (elem == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_CONTENT),
+				 errmsg("parameter %d <%s> of method \"%s\" must hold one element",
+						i + 1, campaign_shorten((const char *) param->name),
+						call->method->name)));
+
+	doc = xmlNewDoc((const xmlChar *) "1.0");
+	node = xmlDocCopyNode(elem, doc, 1);
+	buf = xmlBufferCreate();
+	if (node != NULL && buf != NULL)
+	{
+		xmlDocSetRootElement(doc, node);
+		xmlNodeDump(buf, doc, node, 0, 0);
+	}
+	utf8 = buf != NULL && node != NULL ?
+		pnstrdup((const char *) xmlBufferContent(buf), xmlBufferLength(buf)) : NULL;
+	if (buf != NULL)
+		xmlBufferFree(buf);
+	xmlFreeDoc(doc);
+	if (utf8 == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not serialize parameter %d of method \"%s\"",
+						i + 1, call->method->name)));
+	result = pg_any_to_server(utf8, strlen(utf8), PG_UTF8);
+	return result;
+}
+
+/*
+ * Run one of the statements, as the session's role when as_role; returns
+ * the first column of the first row, or NULL.  If the statement fails, the
+ * subtransaction of soap() is aborted, which also restores the user.
+ */
+static char *
+run(SoapCall *call, SoapStatement stmt, Datum *values, const char *nulls,
+	bool as_role)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			ret;
+
+	if (plans[stmt] == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(statements[stmt].sql, statements[stmt].nargs,
+									   (Oid *) statements[stmt].argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 statements[stmt].sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		plans[stmt] = plan;
+	}
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	if (as_role)
+		SetUserIdAndSecContext(call->role,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	ret = SPI_execute_plan(plans[stmt], values, nulls, false, 1);
+	if (as_role)
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (ret < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 statements[stmt].sql, SPI_result_code_string(ret));
+
+	if (SPI_tuptable == NULL || SPI_processed == 0)
+		return NULL;
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+static void
+session_error(const char *why)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 errmsg("%s", why),
+			 errdetail("XSV-350008 Session has expired or is invalid. Please reconnect."),
+			 errhint("Log on again with xtk:session#Logon.")));
+}
+
+/* Check the session the call names; sets call->role. */
+static void
+check_session(SoapCall *call)
+{
+	char	   *token = text_param(call, 0);
+	bool		from_cookie = false;
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	bool		isnull;
+	bool		live;
+	Datum		security_ok;
+	bool		security_null;
+
+	if (token[0] == '\0' && call->cookie_token != NULL)
+	{
+		token = call->cookie_token;
+		from_cookie = true;
+	}
+	if (token[0] == '\0')
+		session_error("no session token");
+	if (from_cookie && call->security_token == NULL)
+		session_error("a session token passed as a cookie needs its security token");
+
+	values[0] = CStringGetTextDatum(token);
+	values[1] = call->security_token ? CStringGetTextDatum(call->security_token) : (Datum) 0;
+	nulls[1] = call->security_token ? ' ' : 'n';
+	run(call, STMT_SESSION, values, nulls, false);
+	if (SPI_processed == 0)
+		session_error("unknown session token");
+	call->role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	live = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 2, &isnull));
+	security_ok = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3,
+								&security_null);
+	if (!live)
+		session_error("session token has expired");
+	if (!security_null && !DatumGetBool(security_ok))
+		session_error("security token does not match the session");
+}
+
+/*
+ * Check a login and password as password authentication does; returns the
+ * role.  Unknown role and wrong password fail alike.
+ */
+static Oid
+check_login(const char *login, const char *password)
+{
+	Oid			roleid = InvalidOid;
+	bool		canlogin = false;
+	char	   *shadow = NULL;
+	const char *logdetail = NULL;
+
+	if (strlen(login) < NAMEDATALEN)
+	{
+		HeapTuple	tuple = SearchSysCache1(AUTHNAME, CStringGetDatum(login));
+
+		if (HeapTupleIsValid(tuple))
+		{
+			Form_pg_authid form = (Form_pg_authid) GETSTRUCT(tuple);
+
+			roleid = form->oid;
+			canlogin = form->rolcanlogin;
+			ReleaseSysCache(tuple);
+		}
+	}
+	if (OidIsValid(roleid))
+		shadow = get_role_password(login, &logdetail);
+	if (shadow == NULL || password[0] == '\0' ||
+		plain_crypt_verify(login, shadow, password, &logdetail) != STATUS_OK)
+	{
+		ereport(LOG,
+				(errmsg("campaign: SOAP logon failed for login \"%s\"",
+						campaign_shorten(login)),
+				 logdetail ? errdetail_log("%s", logdetail) : 0));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PASSWORD),
+				 errmsg("password authentication failed for login \"%s\"",
+						campaign_shorten(login))));
+	}
+	if (!canlogin)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("role \"%s\" is not permitted to log in", login)));
+	if (superuser_arg(roleid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("superuser \"%s\" cannot log on through SOAP", login),
+				 errhint("Log on as a role granted campaign_ingest.")));
+	return roleid;
+}
+
+/* A random session token as Campaign's: "___" and a version 4 UUID. */
+static char *
+new_session_token(void)
+{
+	unsigned char b[16];
+
+	if (!pg_strong_random(b, sizeof(b)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	return psprintf("___%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+					b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+					b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+/* A random security token: "@" and base64 of random bytes. */
+static char *
+new_security_token(void)
+{
+	char		b[SECURITY_TOKEN_BYTES];
+	int			enclen = pg_b64_enc_len(sizeof(b));
+	char	   *token = palloc(enclen + 2);
+	int			len;
+
+	if (!pg_strong_random(b, sizeof(b)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values")));
+	token[0] = '@';
+	len = pg_b64_encode(b, sizeof(b), token + 1, enclen);
+	if (len < 0)
+		elog(ERROR, "could not encode the security token");
+	token[len + 1] = '\0';
+	return token;
+}
+
+/* Append a string return value: <name xsi:type="xsd:string">value</name>. */
+static void
+out_string(SoapCall *call, const char *name, const char *value)
+{
+	if (value == NULL || value[0] == '\0')
+		appendStringInfo(&call->out, "        <%s xsi:type=\"xsd:string\"/>\n", name);
+	else
+		appendStringInfo(&call->out, "        <%s xsi:type=\"xsd:string\">%s</%s>\n",
+						 name, escape_xml(value), name);
+}
+
+/* pSessionInfo of LogonResponse: the server and the user, as Campaign's. */
+static void
+out_session_info(SoapCall *call, const char *login, Oid roleid)
+{
+	static const char *const rights[] = {
+		"campaign_admin", "campaign_ingest", "campaign_sql_function"
+	};
+	int			i;
+
+	appendStringInfo(&call->out,
+					 "        <pSessionInfo xsi:type=\"ns:Element\" SOAP-ENV:encodingStyle=\"%s\">\n"
+					 "            <sessionInfo>\n"
+					 "                <serverInfo instanceName=\"%s\" sessionTimeOut=\"%d\"/>\n"
+					 "                <userInfo login=\"%s\" loginId=\"%u\" timezone=\"%s\">\n",
+					 SOAP_LITERALXML,
+					 escape_xml(get_database_name(MyDatabaseId)),
+					 campaign_session_timeout,
+					 escape_xml(login), roleid,
+					 escape_xml(pg_get_timezone_name(session_timezone)));
+	for (i = 0; i < lengthof(rights); i++)
+	{
+		Oid			right = get_role_oid(rights[i], true);
+
+		if (OidIsValid(right) && has_privs_of_role(roleid, right))
+			appendStringInfo(&call->out,
+							 "                    <login-right right=\"%s\"/>\n",
+							 rights[i]);
+	}
+	appendStringInfoString(&call->out,
+						   "                </userInfo>\n"
+						   "            </sessionInfo>\n"
+						   "        </pSessionInfo>\n");
+}
+
+/* xtk:session#Logon(sessiontoken, login, password, parameters) */
+static void
+soap_logon(SoapCall *call)
+{
+	char	   *login = text_param(call, 1);
+	char	   *password = text_param(call, 2);
+	Oid			roleid = check_login(login, password);
+	char	   *token = new_session_token();
+	char	   *security = new_security_token();
+	Datum		values[4];
+
+	values[0] = CStringGetTextDatum(token);
+	values[1] = CStringGetTextDatum(security);
+	values[2] = ObjectIdGetDatum(roleid);
+	values[3] = Float8GetDatum((double) campaign_session_timeout);
+	run(call, STMT_LOGON, values, NULL, false);
+
+	out_string(call, "pstrSessionToken", token);
+	out_session_info(call, login, roleid);
+	out_string(call, "pstrSecurityToken", security);
+}
+
+/* xtk:session#Logoff(sessiontoken) */
+static void
+soap_logoff(SoapCall *call)
+{
+	char	   *token = text_param(call, 0);
+	Datum		value;
+
+	value = CStringGetTextDatum(token[0] ? token : call->cookie_token);
+	run(call, STMT_LOGOFF, &value, NULL, false);
+}
+
+/* xtk:session#Ingest(sessiontoken, domDoc) */
+static void
+soap_ingest(SoapCall *call)
+{
+	Datum		doc = CStringGetTextDatum(document_param(call, 1));
+
+	out_string(call, "pstrSUuids", run(call, STMT_INGEST, &doc, NULL, true));
+}
+
+/* xtk:session#IngestExt(sessiontoken, domDoc) */
+static void
+soap_ingest_ext(SoapCall *call)
+{
+	Datum		doc = CStringGetTextDatum(document_param(call, 1));
+
+	run(call, STMT_INGEST_EXT, &doc, NULL, true);
+}
+
+/* nms:subscription#Subscribe(sessiontoken, serviceName, recipient, create) */
+static void
+soap_subscribe(SoapCall *call)
+{
+	char	   *create_text = text_param(call, 3);
+	bool		create = false;
+	Datum		values[3];
+
+	if (create_text[0] != '\0' && !parse_bool(create_text, &create))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("parameter 4 of method \"Subscribe\" must be a boolean, not \"%s\"",
+						campaign_shorten(create_text))));
+	values[0] = CStringGetTextDatum(text_param(call, 1));
+	values[1] = CStringGetTextDatum(document_param(call, 2));
+	values[2] = BoolGetDatum(create);
+	run(call, STMT_SUBSCRIBE, values, NULL, true);
+}
+
+/* nms:subscription#Unsubscribe(sessiontoken, serviceName, recipient) */
+static void
+soap_unsubscribe(SoapCall *call)
+{
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(text_param(call, 1));
+	values[1] = CStringGetTextDatum(document_param(call, 2));
+	run(call, STMT_UNSUBSCRIBE, values, NULL, true);
+}
+
+static void
+envelope_begin(StringInfo buf, const char *ns)
+{
+	appendStringInfo(buf,
+					 "<SOAP-ENV:Envelope xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" "
+					 "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" "
+					 "xmlns:ns=\"%s\" xmlns:SOAP-ENV=\"%s\">\n"
+					 "<SOAP-ENV:Body>\n", ns, SOAP_ENV_NS);
+}
+
+static void
+envelope_end(StringInfo buf)
+{
+	appendStringInfoString(buf, "</SOAP-ENV:Body>\n</SOAP-ENV:Envelope>");
+}
+
+/* The response envelope of a call that succeeded. */
+static char *
+response(SoapCall *call)
+{
+	const SoapMethod *m = call->method;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	envelope_begin(&buf, m->response_ns);
+	appendStringInfo(&buf, "    <%sResponse SOAP-ENV:encodingStyle=\"%s\" xmlns=\"%s\"",
+					 m->name, SOAP_ENCODING, m->response_ns);
+	if (call->out.len == 0)
+		appendStringInfoString(&buf, "/>\n");
+	else
+		appendStringInfo(&buf, ">\n%s    </%sResponse>\n", call->out.data, m->name);
+	envelope_end(&buf);
+	return buf.data;
+}
+
+/*
+ * The Fault envelope of a call that failed.  The detail is the error as
+ * psql shows it: SQLSTATE and message, then detail, hint and the context
+ * lines that say where in the document (not those naming SQL statements
+ * and functions, which are ours).
+ */
+static char *
+fault(SoapCall *call, ErrorData *edata)
+{
+	const char *code = call->faultcode;
+	char		sqlstate[6];
+	StringInfoData detail;
+	StringInfoData buf;
+
+	if (code == NULL && edata->sqlerrcode == ERRCODE_CAMPAIGN_RATE_LIMIT)
+		code = FAULT_THROTTLED;
+	if (code == NULL)
+	{
+		/* The server's own troubles; anything else is the request's. */
+		switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
+		{
+			case ERRCODE_CONNECTION_EXCEPTION:
+			case ERRCODE_INVALID_TRANSACTION_STATE:
+			case ERRCODE_TRANSACTION_ROLLBACK:
+			case ERRCODE_INSUFFICIENT_RESOURCES:
+			case ERRCODE_PROGRAM_LIMIT_EXCEEDED:
+			case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:
+			case ERRCODE_OPERATOR_INTERVENTION:
+			case ERRCODE_SYSTEM_ERROR:
+			case ERRCODE_CONFIG_FILE_ERROR:
+			case ERRCODE_FDW_ERROR:
+			case ERRCODE_INTERNAL_ERROR:
+				code = FAULT_SERVER;
+				break;
+			default:
+				code = FAULT_CLIENT;
+		}
+	}
+
+	strlcpy(sqlstate, unpack_sql_state(edata->sqlerrcode), sizeof(sqlstate));
+	initStringInfo(&detail);
+	appendStringInfo(&detail, "%s: %s", sqlstate, edata->message);
+	if (edata->detail)
+		appendStringInfo(&detail, "\n%s", edata->detail);
+	if (edata->hint)
+		appendStringInfo(&detail, "\n%s", edata->hint);
+	if (edata->context)
+	{
+		char	   *line;
+		char	   *save = NULL;
+
+		for (line = strtok_r(edata->context, "\n", &save); line;
+			 line = strtok_r(NULL, "\n", &save))
+			if (strncmp(line, "SQL statement ", 14) != 0 &&
+				strncmp(line, "SQL function ", 13) != 0 &&
+				strncmp(line, "PL/pgSQL function ", 18) != 0)
+				appendStringInfo(&detail, "\n%s", line);
+	}
+
+	initStringInfo(&buf);
+	envelope_begin(&buf, call->method ? call->method->response_ns : NS_WPP_DEFAULT);
+	appendStringInfo(&buf,
+					 "    <SOAP-ENV:Fault>\n"
+					 "        <faultcode>%s</faultcode>\n", code);
+	if (call->method)
+		appendStringInfo(&buf,
+						 "        <faultstring xsi:type=\"xsd:string\">Error while executing the method '%s' of service '%s'.</faultstring>\n",
+						 call->method->name, service_name(call->method->urn));
+	else
+		appendStringInfo(&buf,
+						 "        <faultstring xsi:type=\"xsd:string\">%s</faultstring>\n",
+						 escape_xml(edata->message));
+	appendStringInfo(&buf,
+					 "        <detail xsi:type=\"xsd:string\">%s</detail>\n"
+					 "    </SOAP-ENV:Fault>\n", escape_xml(detail.data));
+	envelope_end(&buf);
+	return buf.data;
+}
+
+/* Parse the envelope and run its method; returns the response envelope. */
+static char *
+process(SoapCall *call, text *envelope)
+{
+	PgXmlErrorContext *xcxt;
+	xmlDocPtr volatile doc = NULL;
+
+	campaign_throttle(CAMPAIGN_API_SOAP);
+	xcxt = pg_xml_init(PG_XML_STRICTNESS_ALL);
+	PG_TRY();
+	{
+		doc = campaign_parse_xml(xcxt, VARDATA_ANY(envelope),
+								 VARSIZE_ANY_EXHDR(envelope), SOAP_WHAT);
+		find_method(call, xmlDocGetRootElement(doc));
+		if (call->method->needs_session)
+			check_session(call);
+		call->method->handler(call);
+	}
+	PG_CATCH();
+	{
+		if (doc)
+			xmlFreeDoc(doc);
+		pg_xml_done(xcxt, true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	xmlFreeDoc(doc);
+	pg_xml_done(xcxt, false);
+	return response(call);
+}
+
+/*
+ * campaign.soap(envelope text, session_token text DEFAULT NULL,
+ *				 security_token text DEFAULT NULL) returns text
+ *		Run the method call of a SOAP 1.1 envelope; returns the response
+ *		envelope, or a Fault envelope.
+ */
+Datum
+soap(PG_FUNCTION_ARGS)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorContextCallback *save_context = error_context_stack;
+	MemoryContext spi_cxt;
+	SoapCall	call;
+	char	   *result;
+	text	   *envelope;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	envelope = PG_GETARG_TEXT_PP(0);
+
+	memset(&call, 0, sizeof(call));
+	call.cookie_token = PG_ARGISNULL(1) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0 ?
+		NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	call.security_token = PG_ARGISNULL(2) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(2)) == 0 ?
+		NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+
+	SPI_connect();
+	spi_cxt = CurrentMemoryContext;
+	initStringInfo(&call.out);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(spi_cxt);
+	PG_TRY();
+	{
+		/* Errors carry no context of soap()'s caller; PG_CATCH restores it. */
+		error_context_stack = NULL;
+		result = process(&call, envelope);
+		error_context_stack = save_context;
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(spi_cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(spi_cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(spi_cxt);
+		CurrentResourceOwner = owner;
+		result = fault(&call, edata);
+	}
+	PG_END_TRY();
+
+	MemoryContextSwitchTo(caller_cxt);
+	envelope = cstring_to_text(result);
+	SPI_finish();
+	PG_RETURN_TEXT_P(envelope);
+}
