@@ -124,17 +124,26 @@ load_schemas(void *arg)
 
 	/*
 	 * nms:subscriptionRcp is replicated by the subscription pass, every
-	 * campaign.subscription_interval, as if scheduled.
+	 * campaign.subscription_interval, as if scheduled; the pass replicates
+	 * nms:recipient too, before it (the order below), whatever its mode, so
+	 * that recipients created by subscribe() arrive with their subscriptions.
 	 */
-	SPI_execute_with_args("SELECT namespace || ':' || name,"
+	SPI_execute_with_args("WITH pass AS (SELECT last_run_at IS NULL"
+						  "     OR last_run_at + make_interval(secs => $1) <= now() AS due"
+						  "   FROM campaign.schemas WHERE builtin AND namespace = 'nms'"
+						  "    AND name = 'subscriptionRcp' AND deployed_at IS NOT NULL)"
+						  "SELECT namespace || ':' || name,"
 						  "       quote_ident(sql_schema) || '.' || quote_ident(staging_table),"
-						  "       CASE WHEN subscriptions"
-						  "            THEN last_run_at IS NULL OR last_run_at + make_interval(secs => $1) <= now()"
+						  "       CASE WHEN subscriptions THEN pass.due"
 						  "            ELSE mode = 'continuous' OR (mode = 'scheduled' AND"
-						  "              (last_run_at IS NULL OR last_run_at + every <= now())) END,"
+						  "              (last_run_at IS NULL OR last_run_at + every <= now()))"
+						  "              OR (recipients AND pass.due) END,"
 						  "       mode = 'scheduled' OR subscriptions, replicated_upto"
 						  "  FROM (SELECT *, builtin AND namespace = 'nms' AND name = 'subscriptionRcp'"
-						  "               AS subscriptions FROM campaign.schemas) s"
+						  "               AS subscriptions,"
+						  "               builtin AND namespace = 'nms' AND name = 'recipient'"
+						  "               AS recipients FROM campaign.schemas) s"
+						  "  LEFT JOIN pass ON true"
 						  " WHERE staging_table IS NOT NULL AND deployed_at IS NOT NULL"
 						  " ORDER BY namespace, name",
 						  1, (Oid[]) {INT4OID},

@@ -312,24 +312,27 @@ is(watermark(), '0', '(a) nothing replicated while stopped');
 
 # More backlog when the worker drains faster than we kill it.
 my $extra_round = 0;
-sub add_backlog
+# One more round of staged upserts (replication state left as it is).
+sub stage_round
 {
 	$extra_round++;
 	my $r = $extra_round;
-	lq("SELECT campaign.stop_replication('$SCHEMA')");
 	stage('xtk_ingest_ext', 1, $N, "i % 6 = $r % 6",
 		qq{format('<sampleTableStg _key="\@id" %s testcol1="x${r}_%s"/>', $ID, i)},
 		sub { $_[0] % 6 == $r % 6 }, sub { m_upsert(cid($_[0]), 0 => "x${r}_$_[0]"); 1 });
-	lq("SELECT campaign.start_replication('$SCHEMA')");
 	note("added backlog round $r");
 }
 
-# Keep at least $min changes to drain (15 batches): each kill or shutdown
-# must happen while the worker is draining, however fast it is.
+# Keep at least $min changes to drain: each kill or shutdown must happen
+# while the worker is draining, however fast it is.  Replication stops while
+# the backlog is built, or a fast worker would drain it as it grows.
 sub ensure_backlog
 {
 	my ($min) = @_;
-	add_backlog() while max_staged() - watermark() < $min;
+	return if max_staged() - watermark() >= $min;
+	lq("SELECT campaign.stop_replication('$SCHEMA')");
+	stage_round() while max_staged() - watermark() < $min;
+	lq("SELECT campaign.start_replication('$SCHEMA')");
 }
 
 # Sessions that hold a lock to stop the worker at a given point.
