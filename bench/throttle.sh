@@ -13,11 +13,17 @@
 #       back to back in alternating order (ABBA...) so that a drift of the
 #       machine's load hits both; the figure is the median of the rounds'
 #       ratios limited/unlimited (goal ≥ 0.97).
+#   (3) the same overhead measured inside one backend, where the machine's
+#       other load hurts least: $BLOCKS blocks of 1000 xtk_ingest calls in a
+#       PL/pgSQL loop, no limit and a limit of 1e9/s in alternating pairs
+#       of blocks (ABBA...); ratio of the medians and of the fastest blocks
+#       (time without limit / time with it).
 #
 # Usage:  bash bench/throttle.sh          (as root or as postgres, or any
 #                                          non-root user that can initdb)
 # Knobs (environment): LIMITS="100 500" DURATION=10 WARMUP=2 CLIENTS=8
-#                      OVERHEAD_DURATION=4 ROUNDS=11 KEEP=1 PG_CONFIG=...
+#                      OVERHEAD_DURATION=4 ROUNDS=11 BLOCKS=200 KEEP=1
+#                      PG_CONFIG=...
 #
 # The extension must be installed first (make && make install).  The script
 # starts its own scratch cluster (initdb as postgres when run as root) in a
@@ -26,7 +32,9 @@
 # CPU path of a call, where the throttle sits, is what the overhead
 # comparison measures (with a WAL flush per call both sides would mostly
 # wait for the disk), and so that the hammering clients can offer far more
-# calls than the limits.
+# calls than the limits.  autovacuum is off: the staging table is
+# truncated before every run, and a vacuum started by one run would slow
+# the next.
 #
 # A call over the limit fails with SQLSTATE RL429, which would end a pgbench
 # client: the hammering clients call xtk_ingest through a PL/pgSQL function
@@ -40,6 +48,7 @@ WARMUP=${WARMUP:-2}
 CLIENTS=${CLIENTS:-8}
 OVERHEAD_DURATION=${OVERHEAD_DURATION:-4}
 ROUNDS=${ROUNDS:-11}
+BLOCKS=${BLOCKS:-200}
 PG_CONFIG=${PG_CONFIG:-pg_config}
 command -v "$PG_CONFIG" >/dev/null || PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
 BINDIR=$("$PG_CONFIG" --bindir)
@@ -104,6 +113,7 @@ max_connections = 50
 shared_buffers = 256MB
 max_wal_size = 4GB
 synchronous_commit = off
+autovacuum = off
 EOF
 as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null || { cat "$LOG" >&2; exit 1; }
 as_owner "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
@@ -140,7 +150,7 @@ PGVER=$(sql "SHOW server_version")
 NCPU=$(nproc 2>/dev/null || echo '?')
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)
 echo "== campaign throttle bench: PostgreSQL $PGVER, $NCPU CPU(s) ${CPU:+($CPU)}"
-echo "   scratch cluster $DATA, port $PORT; shared_buffers=256MB, synchronous_commit=off"
+echo "   scratch cluster $DATA, port $PORT; shared_buffers=256MB, synchronous_commit=off, autovacuum=off"
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
 echo "   load average at start: $LOAD_START"
 
@@ -241,10 +251,50 @@ if [ "$NOISY" = yes ]; then
     NOISY_NOTE="; overhead rounds were NOISY"
 fi
 
+# ---------------------------------------------------------------- (3) in one backend
+echo
+echo "(3) the same inside one backend: $BLOCKS blocks of 1000 xtk_ingest calls, no limit / limit 1e9 in ABBA order"
+reset_tables
+read -r FREE_BMED LIM_BMED FREE_BMIN LIM_BMIN < <("${PSQL[@]}" -At -F ' ' <<EOF
+CREATE TEMP TABLE blocks (limited boolean, ms float8);
+DO \$\$
+DECLARE
+    t0 timestamptz;
+    limited boolean;
+BEGIN
+    FOR b IN 1..$BLOCKS LOOP
+        limited := b % 4 IN (1, 2);
+        PERFORM campaign.set_rate_limit('xtk_ingest', CASE WHEN limited THEN 1e9 END);
+        t0 := clock_timestamp();
+        FOR i IN 1..1000 LOOP
+            PERFORM campaign.xtk_ingest('<sampleTableStg id="' || i || '" testcol1="value-' || i
+                                        || ' lorem ipsum" xtkschema="dem:sampleTableStg"/>');
+        END LOOP;
+        INSERT INTO blocks VALUES (limited, extract(epoch FROM clock_timestamp() - t0) * 1000);
+    END LOOP;
+    PERFORM campaign.set_rate_limit('xtk_ingest', NULL);
+END
+\$\$;
+SELECT round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FILTER (WHERE NOT limited))::numeric, 3),
+       round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FILTER (WHERE limited))::numeric, 3),
+       round((min(ms) FILTER (WHERE NOT limited))::numeric, 3),
+       round((min(ms) FILTER (WHERE limited))::numeric, 3)
+  FROM blocks;
+EOF
+)
+R3=$(awk -v a="$FREE_BMED" -v b="$LIM_BMED" 'BEGIN { printf "%.3f", a / b }')
+R3MIN=$(awk -v a="$FREE_BMIN" -v b="$LIM_BMIN" 'BEGIN { printf "%.3f", a / b }')
+PERCALL=$(awk -v a="$FREE_BMIN" -v b="$LIM_BMIN" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
+printf '    %-22s %12s %12s\n' "ms per 1000 calls" "no limit" "limited"
+printf '    %-22s %12s %12s\n' median "$FREE_BMED" "$LIM_BMED"
+printf '    %-22s %12s %12s\n' fastest "$FREE_BMIN" "$LIM_BMIN"
+echo "    overhead ratio (time no limit / time limited) = $R3 of the medians, $R3MIN of the fastest blocks (about $PERCALL ns a call)"
+
 # ---------------------------------------------------------------- summary
 echo
 echo "== summary"
 printf '   %10s %14s %10s %16s %14s  %s\n' "L (/s)" "accepted (/s)" "error" "refused (/s)" "offered (/s)" "verdict (±5%)"
 for line in "${ACC_RESULTS[@]}"; do echo "   $line"; done
 echo "   overhead of a limit on one-record xtk_ingest: ratio $R2 ($LIM_MED vs $FREE_MED TPS, medians): $V2 (goal ≥ 0.97)"
+echo "   the same inside one backend: ratio $R3 (medians), $R3MIN (fastest blocks), about $PERCALL ns a call"
 echo "   load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')$NOISY_NOTE"
