@@ -522,8 +522,10 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    email text := campaign.recipient_email(recipient);
+    email text;
 BEGIN
+    PERFORM campaign.check_rate_limit('subscribe');
+    email := campaign.recipient_email(recipient);
     IF NOT campaign.service_exists(service) THEN
         RAISE EXCEPTION 'service "%" does not exist', left(service, 64)
               USING ERRCODE = 'undefined_object',
@@ -544,8 +546,10 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    email text := campaign.recipient_email(recipient);
+    email text;
 BEGIN
+    PERFORM campaign.check_rate_limit('unsubscribe');
+    email := campaign.recipient_email(recipient);
     IF NOT campaign.service_exists(service) THEN
         RAISE EXCEPTION 'service "%" does not exist', left(service, 64)
               USING ERRCODE = 'undefined_object';
@@ -583,6 +587,7 @@ DECLARE
     s campaign.schemas;
     rid bigint;
 BEGIN
+    PERFORM campaign.check_rate_limit('ingestion_request');
     SELECT * INTO s FROM campaign.schemas r
      WHERE (r.namespace || ':' || r.name = mapping) AND r.staging_table IS NOT NULL;
     IF NOT FOUND OR s.deployed_at IS NULL THEN
@@ -615,12 +620,13 @@ END
 $$;
 
 CREATE FUNCTION ingestion_status(mapping text, request_id bigint) RETURNS jsonb
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     q campaign.ingestion_requests;
 BEGIN
+    PERFORM campaign.check_rate_limit('ingestion_status');
     SELECT * INTO q FROM campaign.ingestion_requests r
      WHERE r.id = request_id AND r.mapping = ingestion_status.mapping;
     IF NOT FOUND THEN

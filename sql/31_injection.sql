@@ -195,3 +195,25 @@ SELECT count(*) AS canary_rows FROM public.inj_canary;
 SELECT staged_rows() - :staged_before AS staged_in_this_file, (SELECT count(*) FROM inj.victimstg) AS in_victim;
 
 DROP TABLE public.inj_canary;
+
+--
+-- Reserved places and names: a namespace may not be the system's or the
+-- extension's schema, and xtkschema is not an attribute name.
+--
+SELECT * FROM expect_error($$SELECT register_schema('<srcSchema name="evil" namespace="campaign"><element name="evil" autoStg="true"><attribute name="a"/></element></srcSchema>')$$);
+SELECT * FROM expect_error($$SELECT register_schema('<srcSchema name="x" namespace="information_schema"><element name="x" autoStg="true"><attribute name="a"/></element></srcSchema>')$$);
+SELECT * FROM expect_error($$SELECT register_schema('<srcSchema name="x" namespace="pg_catalog"><element name="x" autoStg="true"><attribute name="a"/></element></srcSchema>')$$);
+SELECT * FROM expect_error($$SELECT register_schema('<srcSchema name="x" namespace="inj"><element name="x"><attribute name="xtkschema"/></element></srcSchema>')$$);
+SELECT * FROM expect_error($$SELECT register_schema('<s:srcSchema xmlns:s="urn:s" name="nsd" namespace="inj"><element name="nsd"/></s:srcSchema>')$$);
+SELECT count(*) AS reserved_registered FROM campaign.schemas
+ WHERE namespace IN ('campaign', 'information_schema', 'pg_catalog') OR name IN ('evil', 'nsd');
+
+-- Records and collections in a foreign namespace are not records of the schema.
+SELECT * FROM expect_error($$SELECT xtk_ingest('<h:victimStg xmlns:h="urn:h" xtkschema="inj:victimStg" id="ns1"/>')$$);
+SELECT * FROM expect_error($$SELECT xtk_ingest('<h:victimStg-collection xmlns:h="urn:h" xtkschema="inj:victimStg"><victimStg id="ns2"/></h:victimStg-collection>')$$);
+SELECT * FROM expect_error($$SELECT xtk_ingest('<victimStg-collection xtkschema="inj:victimStg"><h:victimStg xmlns:h="urn:h" id="ns3"/></victimStg-collection>')$$);
+
+-- The XML declaration does not change how the text is read: it is already
+-- in the server encoding (here UTF-8), so é stays é.
+SELECT xtk_ingest_ext('<?xml version="1.0" encoding="ISO-8859-1"?><victimStg _key="@id" id="enc-é" xtkschema="inj:victimStg"/>');
+SELECT id, id = 'enc-' || U&'\00E9' AS verbatim FROM inj.victimstg WHERE id LIKE 'enc-%';

@@ -301,11 +301,16 @@ register_worker(void)
 void
 _PG_init(void)
 {
-	define_gucs();
-	RegisterXactCallback(campaign_xact_callback, NULL);
-
+	/*
+	 * As pg_stat_statements: loaded later, the module only serves the
+	 * functions that need no preload (campaign.database cannot even be
+	 * defined after startup); the others raise campaign_require_preload().
+	 */
 	if (!process_shared_preload_libraries_in_progress)
 		return;
+
+	define_gucs();
+	RegisterXactCallback(campaign_xact_callback, NULL);
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = campaign_shmem_request;

@@ -201,7 +201,7 @@ extern CampaignAttribute *staging_schema_attribute(StagingSchema *schema,
 												   const char *name);
 
 /* ingest.c */
-extern Datum xtk_ingest_ext(PG_FUNCTION_ARGS);
+extern text *ingest_document(text *doc_text, bool ext);
 
 /* deploy.c */
 extern char *campaign_origin(void);

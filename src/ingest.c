@@ -271,6 +271,12 @@ ingest_stream(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader, bool ext)
 
 	collection = rootlen > suffixlen &&
 		strcmp(rootname + rootlen - suffixlen, COLLECTION_SUFFIX) == 0;
+	if (collection && root->ns != NULL && root->ns->prefix != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("collection element <%s:%s> must not have a namespace prefix",
+						campaign_shorten((const char *) root->ns->prefix),
+						campaign_shorten(rootname))));
 	xtkschema = root_attribute(root, "xtkschema");
 	if (xtkschema == NULL)
 		ereport(ERROR,
@@ -339,8 +345,12 @@ ingest_stream(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader, bool ext)
 	return cstring_to_text_with_len(st->uuids.data, st->uuids.len);
 }
 
-/* Stage the document argument, freeing libxml2's memory on every path. */
-static text *
+/*
+ * Stage the document argument, freeing libxml2's memory on every path.
+ * ext: xtk_ingest_ext's semantics.  Callers take their API's rate-limit
+ * token first; internal callers (subscriptions) do not take another.
+ */
+text *
 ingest_document(text *doc_text, bool ext)
 {
 	PgXmlErrorContext *xcxt;

@@ -337,6 +337,14 @@ record_build(RecordBuilder *b, xmlNodePtr rec, int recno,
 	b->cur_attr = NULL;
 	memset(b->carried, 0, sizeof(bool) * s->natts);
 
+	if (rec->ns != NULL && rec->ns->prefix != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("element <%s:%s> does not match xtkschema \"%s\"",
+						campaign_shorten((const char *) rec->ns->prefix),
+						campaign_shorten((const char *) rec->name), s->xtkschema),
+				 errhint("Records of schema \"%s\" are <%s> elements, without a namespace prefix.",
+						 s->xtkschema, s->element)));
 	if (strcmp((const char *) rec->name, s->element) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -192,6 +192,15 @@ parse_default(SchemaAttribute *a, const char *raw)
 	return value;
 }
 
+/* SQL schemas a namespace may not be: the system's and the extension's. */
+static bool
+reserved_namespace(const char *sqlname)
+{
+	return strncmp(sqlname, "pg_", 3) == 0 ||
+		strcmp(sqlname, "information_schema") == 0 ||
+		strcmp(sqlname, "campaign") == 0;
+}
+
 static SchemaAttribute *
 parse_attribute(ParsedSchema *ps, xmlNodePtr node)
 {
@@ -203,11 +212,11 @@ parse_attribute(ParsedSchema *ps, xmlNodePtr node)
 
 	a->name = prop(node, "name");
 	campaign_check_name(a->name, "attribute name");
-	if (a->name[0] == '_')
+	if (a->name[0] == '_' || strcmp(a->name, "xtkschema") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_RESERVED_NAME),
 				 errmsg("attribute name \"%s\" is reserved", a->name),
-				 errdetail("Names beginning with an underscore are the internal members of staging tables.")));
+				 errdetail("xtkschema and names beginning with an underscore are reserved by the ingest documents and the staging tables.")));
 	if (find_attribute(ps, a->name))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_COLUMN),
@@ -306,15 +315,23 @@ parse_schema(xmlDocPtr doc)
 	SchemaKey  *primary = NULL;
 	ListCell   *lc;
 
-	if (!is_element(root, "srcSchema"))
+	if (!is_element(root, "srcSchema") || (root->ns && root->ns->prefix))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_XML_CONTENT),
-				 errmsg("source schema root element is <%s>, not <srcSchema>",
+				 errmsg("source schema root element is <%s%s%s>, not <srcSchema>",
+						root->ns && root->ns->prefix ?
+						campaign_shorten((const char *) root->ns->prefix) : "",
+						root->ns && root->ns->prefix ? ":" : "",
 						campaign_shorten((const char *) root->name))));
 	ps->namespace = prop(root, "namespace");
 	ps->name = prop(root, "name");
 	campaign_check_name(ps->namespace, "schema namespace");
 	campaign_check_name(ps->name, "schema name");
+	if (reserved_namespace(sql_name(ps->namespace)))
+		ereport(ERROR,
+				(errcode(ERRCODE_RESERVED_NAME),
+				 errmsg("schema namespace \"%s\" is reserved", ps->namespace),
+				 errdetail("Namespaces pg_*, information_schema and campaign are PostgreSQL's or the extension's own.")));
 	ps->label = prop(root, "label");
 	ps->desc = prop(root, "desc");
 

@@ -37,7 +37,10 @@
 
 PG_FUNCTION_INFO_V1(stage_subscription);
 
-/* Serialize a document and stage it with xtk_ingest_ext(). */
+/*
+ * Serialize a document and stage it as xtk_ingest_ext() does, without
+ * taking an xtk_ingest_ext token: the call took its own API's.
+ */
 static void
 ingest_ext_document(xmlDocPtr doc)
 {
@@ -52,7 +55,7 @@ ingest_ext_document(xmlDocPtr doc)
 				 errmsg("could not serialize a staging document")));
 	t = cstring_to_text_with_len((const char *) buf, len);
 	xmlFree(buf);
-	DirectFunctionCall1(xtk_ingest_ext, PointerGetDatum(t));
+	ingest_document(t, true);
 }
 
 /* The recipient element as a staged nms:recipient change. */

@@ -45,16 +45,34 @@ refuse_doctype_error(const char *what)
 			 errdetail("DOCTYPE, DTDs and entity declarations are refused for safety.")));
 }
 
-/* The document as UTF-8 (it is parsed as such); *len is updated. */
+/*
+ * The document as UTF-8 (it is parsed as such); *len is updated.  A text
+ * argument is already in the server encoding, whatever its XML declaration
+ * says, so the declaration is skipped (as PostgreSQL's xml type ignores
+ * its encoding): libxml2 would otherwise decode the bytes by it.
+ */
 static const char *
 utf8_document(const char *data, int *len)
 {
 	const char *utf8 = (const char *) pg_do_encoding_conversion((unsigned char *) data,
 																*len, GetDatabaseEncoding(),
 																PG_UTF8);
+	const char *end;
 
 	if (utf8 != data)
 		*len = strlen(utf8);
+	if (*len >= 3 && memcmp(utf8, "\xEF\xBB\xBF", 3) == 0)
+	{
+		utf8 += 3;
+		*len -= 3;
+	}
+	if (*len >= 6 && memcmp(utf8, "<?xml", 5) == 0 &&
+		(utf8[5] == ' ' || utf8[5] == '\t' || utf8[5] == '\r' || utf8[5] == '\n') &&
+		(end = memmem(utf8, *len, "?>", 2)) != NULL)
+	{
+		*len -= end + 2 - utf8;
+		utf8 = end + 2;
+	}
 	return utf8;
 }
 
@@ -130,8 +148,6 @@ campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data, int len,
 static bool
 prolog_has_doctype(const char *p, const char *end)
 {
-	if (end - p >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
-		p += 3;
 	for (;;)
 	{
 		const char *close;
