@@ -2,6 +2,7 @@
 #
 #   make demo   install what is missing, build, run the end-to-end demo
 #   make test   install what is missing, build, install, run pg_regress + TAP
+#   make valgrind-check   the pg_regress suite against a server under valgrind
 
 PG_CONFIG ?= pg_config
 
@@ -26,7 +27,11 @@ endif
 # PGXS tracks no header dependencies: every object depends on every header.
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: demo test deps
+# The pg_regress suite against a server under valgrind memcheck.
+valgrind-check: deps
+	bash scripts/valgrind-check.sh
+
+.PHONY: demo test deps valgrind-check
 deps:
 	bash scripts/install-deps.sh
 
