@@ -179,6 +179,9 @@ campaign_throttle(CampaignApi api)
 /* xmldoc.c */
 extern xmlDocPtr campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data,
 									int len, const char *what);
+extern void campaign_with_document(text *source, const char *what,
+								   void (*fn) (xmlDocPtr doc, void *arg),
+								   void *arg);
 extern void campaign_reader_open(PgXmlErrorContext *xcxt, const char *data,
 								 int len, const char *what,
 								 xmlTextReaderPtr *reader);

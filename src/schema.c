@@ -305,8 +305,9 @@ parse_key(ParsedSchema *ps, xmlNodePtr node, const char *what)
 	return k;
 }
 
-static ParsedSchema *
-parse_schema(xmlDocPtr doc)
+/* Parse the source schema document into *(ParsedSchema **) result. */
+static void
+parse_schema(xmlDocPtr doc, void *result)
 {
 	xmlNodePtr	root = xmlDocGetRootElement(doc);
 	xmlNodePtr	element = NULL;
@@ -423,7 +424,7 @@ parse_schema(xmlDocPtr doc)
 						 errmsg("key \"%s\" is defined twice",
 								((SchemaKey *) lfirst(lc))->name)));
 	}
-	return ps;
+	*(ParsedSchema **) result = ps;
 }
 
 /* ---------- SQL helpers (inside SPI) ---------- */
@@ -730,8 +731,6 @@ register_schema(PG_FUNCTION_ARGS)
 {
 	text	   *source = PG_GETARG_TEXT_PP(0);
 	bool		force = PG_GETARG_BOOL(1);
-	PgXmlErrorContext *xcxt = pg_xml_init(PG_XML_STRICTNESS_ALL);
-	xmlDocPtr	volatile doc = NULL;
 	ParsedSchema *ps = NULL;
 	Oid			argtypes[2] = {TEXTOID, TEXTOID};
 	Datum		args[2];
@@ -745,22 +744,7 @@ register_schema(PG_FUNCTION_ARGS)
 	int			i;
 	Oid			relid;
 
-	PG_TRY();
-	{
-		doc = campaign_parse_xml(xcxt, VARDATA_ANY(source),
-								 VARSIZE_ANY_EXHDR(source), "source schema");
-		ps = parse_schema(doc);
-	}
-	PG_CATCH();
-	{
-		if (doc)
-			xmlFreeDoc(doc);
-		pg_xml_done(xcxt, true);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	xmlFreeDoc(doc);
-	pg_xml_done(xcxt, false);
+	campaign_with_document(source, "source schema", parse_schema, &ps);
 
 	SPI_connect();
 	args[0] = CStringGetTextDatum(ps->namespace);

@@ -805,34 +805,24 @@ fault(SoapCall *call, ErrorData *edata)
 	return buf.data;
 }
 
+/* Run the method call of the parsed envelope. */
+static void
+run_call(xmlDocPtr doc, void *arg)
+{
+	SoapCall   *call = (SoapCall *) arg;
+
+	find_method(call, xmlDocGetRootElement(doc));
+	if (call->method->needs_session)
+		check_session(call);
+	call->method->handler(call);
+}
+
 /* Parse the envelope and run its method; returns the response envelope. */
 static char *
 process(SoapCall *call, text *envelope)
 {
-	PgXmlErrorContext *xcxt;
-	xmlDocPtr volatile doc = NULL;
-
 	campaign_throttle(CAMPAIGN_API_SOAP);
-	xcxt = pg_xml_init(PG_XML_STRICTNESS_ALL);
-	PG_TRY();
-	{
-		doc = campaign_parse_xml(xcxt, VARDATA_ANY(envelope),
-								 VARSIZE_ANY_EXHDR(envelope), SOAP_WHAT);
-		find_method(call, xmlDocGetRootElement(doc));
-		if (call->method->needs_session)
-			check_session(call);
-		call->method->handler(call);
-	}
-	PG_CATCH();
-	{
-		if (doc)
-			xmlFreeDoc(doc);
-		pg_xml_done(xcxt, true);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	xmlFreeDoc(doc);
-	pg_xml_done(xcxt, false);
+	campaign_with_document(envelope, SOAP_WHAT, run_call, call);
 	return response(call);
 }
 

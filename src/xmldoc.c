@@ -242,6 +242,36 @@ campaign_reader_skip(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader,
 	return ret == 1;
 }
 
+/*
+ * Parse the document "source" (text or xml) as a tree and call fn(doc, arg)
+ * on it; the document and libxml2's error handling are released on every
+ * path, errors included.
+ */
+void
+campaign_with_document(text *source, const char *what,
+					   void (*fn) (xmlDocPtr doc, void *arg), void *arg)
+{
+	PgXmlErrorContext *xcxt = pg_xml_init(PG_XML_STRICTNESS_ALL);
+	xmlDocPtr	volatile doc = NULL;
+
+	PG_TRY();
+	{
+		doc = campaign_parse_xml(xcxt, VARDATA_ANY(source),
+								 VARSIZE_ANY_EXHDR(source), what);
+		fn(doc, arg);
+	}
+	PG_CATCH();
+	{
+		if (doc)
+			xmlFreeDoc(doc);
+		pg_xml_done(xcxt, true);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	xmlFreeDoc(doc);
+	pg_xml_done(xcxt, false);
+}
+
 /* Convert a libxml2 UTF-8 string to a palloc'd server-encoding string. */
 static char *
 from_utf8(const xmlChar *s)
