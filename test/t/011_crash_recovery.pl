@@ -33,6 +33,9 @@ use strict;
 use warnings;
 
 use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use CampaignNodes;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
@@ -55,26 +58,12 @@ my $started = time();
 
 # ---------------------------------------------------------------- nodes
 
-my $cloud = PostgreSQL::Test::Cluster->new('cloud');
-$cloud->init;
-$cloud->append_conf('postgresql.conf', qq{
-timezone = 'UTC'
-lc_messages = 'C'
-});
-$cloud->start;
-
-my $local = PostgreSQL::Test::Cluster->new('local');
-$local->init;
-$local->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'campaign'
-max_worker_processes = 16
-timezone = 'UTC'
-lc_messages = 'C'
+my $cloud = start_cloud();
+my $local = start_local(qq{
 campaign.batch_size = 2000
 campaign.staging_retention = '7d'
 restart_after_crash = on
 });
-$local->start;
 
 sub lq { return $local->safe_psql('postgres', $_[0]); }
 sub cq { return $cloud->safe_psql('postgres', $_[0]); }

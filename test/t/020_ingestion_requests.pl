@@ -31,6 +31,9 @@ use strict;
 use warnings;
 
 use PostgreSQL::Test::Cluster;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use CampaignNodes;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time usleep);
@@ -40,27 +43,13 @@ my $D = 'dem:sampleTable';
 
 # ---------------------------------------------------------------- nodes
 
-my $cloud = PostgreSQL::Test::Cluster->new('cloud');
-$cloud->init;
-$cloud->append_conf('postgresql.conf', qq{
-timezone = 'UTC'
-lc_messages = 'C'
-});
-$cloud->start;
-
-my $local = PostgreSQL::Test::Cluster->new('local');
-$local->init;
-$local->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'campaign'
-max_worker_processes = 16
-timezone = 'UTC'
-lc_messages = 'C'
+my $cloud = start_cloud();
+my $local = start_local(qq{
 restart_after_crash = on
 campaign.naptime = '200ms'
 campaign.subscription_interval = '3s'
 campaign.staging_retention = '7d'
 });
-$local->start;
 
 sub lq { return $local->safe_psql('postgres', $_[0]); }
 sub cq { return $cloud->safe_psql('postgres', $_[0]); }
