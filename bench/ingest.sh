@@ -46,36 +46,11 @@ ROUNDS=${ROUNDS:-3}
 NROWS=${NROWS:-100000}
 REPEAT=${REPEAT:-3}
 CLIENTS=2
-PG_CONFIG=${PG_CONFIG:-pg_config}
-command -v "$PG_CONFIG" >/dev/null || PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-BINDIR=$("$PG_CONFIG" --bindir)
-PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
-SHAREDIR=$("$PG_CONFIG" --sharedir)
-
-if [ ! -f "$PKGLIBDIR/campaign.so" ] || [ ! -f "$SHAREDIR/extension/campaign.control" ]; then
-    echo "bench/ingest.sh: the campaign extension is not installed; run 'make && make install' first" >&2
-    exit 1
-fi
-
-RUNAS=()
-if [ "$(id -u)" -eq 0 ]; then RUNAS=(runuser -u postgres --); fi
-as_owner() { "${RUNAS[@]}" "$@"; }
-
-WORK=$(mktemp -d /tmp/campaign-bench.XXXXXX)
-chmod 755 "$WORK"
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_setup bench/ingest.sh
 DATA=$WORK/data
 LOG=$WORK/server.log
-
-# A free port: nothing listening on TCP and no socket lock file in /tmp.
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$1.lock" ]
-}
-PORT=
-for p in $(seq 55400 55499); do
-    if port_free "$p"; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || { echo "bench/ingest.sh: no free port in 55400-55499" >&2; exit 1; }
+PORT=$(free_ports 1 55400 55499)
 
 cleanup() {
     local rc=$?
@@ -129,10 +104,6 @@ reset_tables() {
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-verdict() {  # verdict RATIO FLOOR GOAL
-    awk -v r="$1" -v f="$2" -v g="$3" 'BEGIN { print (r >= g ? "goal met" : (r >= f ? "above floor, below goal" : "BELOW FLOOR")) }'
-}
 
 # ---------------------------------------------------------------- (1) pgbench
 cat >"$WORK/ingest.pgbench" <<'EOF'

@@ -73,40 +73,14 @@ BATCH_MEMORY=${BATCH_MEMORY:-}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-300}
 COLL=10000
 NCOLL=$((NROWS / COLL))
-PG_CONFIG=${PG_CONFIG:-pg_config}
-command -v "$PG_CONFIG" >/dev/null || PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-BINDIR=$("$PG_CONFIG" --bindir)
-PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
-SHAREDIR=$("$PG_CONFIG" --sharedir)
-ME=bench/replication.sh
-
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [ "$NCOLL" -lt 1 ] || [ $((NCOLL * COLL)) -ne "$NROWS" ]; then
-    echo "$ME: NROWS must be a multiple of $COLL" >&2
+    echo "bench/replication.sh: NROWS must be a multiple of $COLL" >&2
     exit 1
 fi
-if [ ! -f "$PKGLIBDIR/campaign.so" ] || [ ! -f "$SHAREDIR/extension/campaign.control" ]; then
-    echo "$ME: the campaign extension is not installed; run 'make && make install' first" >&2
-    exit 1
-fi
-
-RUNAS=()
-if [ "$(id -u)" -eq 0 ]; then RUNAS=(runuser -u postgres --); fi
-as_owner() { "${RUNAS[@]}" "$@"; }
-
-WORK=$(mktemp -d /tmp/campaign-repl-bench.XXXXXX)
-chmod 755 "$WORK"
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
-
-# A free port: nothing listening on TCP and no socket lock file in /tmp.
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$1.lock" ]
-}
-PORTS=()
-for p in $(seq 55500 55599); do
-    if port_free "$p"; then PORTS+=("$p"); fi
-    [ "${#PORTS[@]}" -lt 2 ] || break
-done
-[ "${#PORTS[@]}" -eq 2 ] || { echo "$ME: no two free ports in 55500-55599" >&2; exit 1; }
+bench_setup bench/replication.sh
+mapfile -t PORTS < <(free_ports 2 55500 55599)
+[ "${#PORTS[@]}" -eq 2 ] || exit 1
 LPORT=${PORTS[0]} CPORT=${PORTS[1]}
 
 SAMPLER_PID=
@@ -252,10 +226,6 @@ stop_sampler() {
 }
 hwm_kb() { sed -nE 's/^VmHWM:[[:space:]]+([0-9]+) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-verdict() {  # verdict RATIO FLOOR GOAL
-    awk -v r="$1" -v f="$2" -v g="$3" 'BEGIN { print (r >= g ? "goal met" : (r >= f ? "above floor, below goal" : "BELOW FLOOR")) }'
-}
 
 run_copy() {  # -> ms
     local t0 t1 n

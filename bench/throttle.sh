@@ -49,36 +49,11 @@ CLIENTS=${CLIENTS:-8}
 OVERHEAD_DURATION=${OVERHEAD_DURATION:-4}
 ROUNDS=${ROUNDS:-11}
 BLOCKS=${BLOCKS:-200}
-PG_CONFIG=${PG_CONFIG:-pg_config}
-command -v "$PG_CONFIG" >/dev/null || PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-BINDIR=$("$PG_CONFIG" --bindir)
-PKGLIBDIR=$("$PG_CONFIG" --pkglibdir)
-SHAREDIR=$("$PG_CONFIG" --sharedir)
-
-if [ ! -f "$PKGLIBDIR/campaign.so" ] || [ ! -f "$SHAREDIR/extension/campaign.control" ]; then
-    echo "bench/throttle.sh: the campaign extension is not installed; run 'make && make install' first" >&2
-    exit 1
-fi
-
-RUNAS=()
-if [ "$(id -u)" -eq 0 ]; then RUNAS=(runuser -u postgres --); fi
-as_owner() { "${RUNAS[@]}" "$@"; }
-
-WORK=$(mktemp -d /tmp/campaign-bench.XXXXXX)
-chmod 755 "$WORK"
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_setup bench/throttle.sh
 DATA=$WORK/data
 LOG=$WORK/server.log
-
-# A free port: nothing listening on TCP and no socket lock file in /tmp.
-port_free() {
-    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$1.lock" ]
-}
-PORT=
-for p in $(seq 55500 55599); do
-    if port_free "$p"; then PORT=$p; break; fi
-done
-[ -n "$PORT" ] || { echo "bench/throttle.sh: no free port in 55500-55599" >&2; exit 1; }
+PORT=$(free_ports 1 55500 55599)
 
 HAMMER_PID=
 cleanup() {

@@ -1,0 +1,44 @@
+# bench/lib.sh — what the bench scripts share (sourced, not run):
+#   bench_setup NAME       find pg_config, check the extension is installed,
+#                          make the scratch dir $WORK (owned by postgres when
+#                          run as root); sets BINDIR, WORK, RUNAS, ME
+#   as_owner CMD...        run CMD as the scratch dir's owner
+#   free_ports N FROM TO   print N free ports (nothing on TCP, no socket lock)
+#   ratio A B, verdict RATIO FLOOR GOAL
+
+bench_setup() {
+    ME=$1
+    PG_CONFIG=${PG_CONFIG:-pg_config}
+    command -v "$PG_CONFIG" >/dev/null || PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+    BINDIR=$("$PG_CONFIG" --bindir)
+    if [ ! -f "$("$PG_CONFIG" --pkglibdir)/campaign.so" ] ||
+       [ ! -f "$("$PG_CONFIG" --sharedir)/extension/campaign.control" ]; then
+        echo "$ME: the campaign extension is not installed; run 'make && make install' first" >&2
+        exit 1
+    fi
+    RUNAS=()
+    if [ "$(id -u)" -eq 0 ]; then RUNAS=(runuser -u postgres --); fi
+    WORK=$(mktemp -d /tmp/campaign-bench.XXXXXX)
+    chmod 755 "$WORK"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"; fi
+}
+
+as_owner() { "${RUNAS[@]}" "$@"; }
+
+free_ports() {  # free_ports N FROM TO
+    local want=$1 p found=0
+    for p in $(seq "$2" "$3"); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$p.lock" ]; then
+            echo "$p"
+            found=$((found + 1))
+            [ "$found" -lt "$want" ] || return 0
+        fi
+    done
+    echo "$ME: no $want free ports in $2-$3" >&2
+    return 1
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+verdict() {  # verdict RATIO FLOOR GOAL
+    awk -v r="$1" -v f="$2" -v g="$3" 'BEGIN { print (r >= g ? "goal met" : (r >= f ? "above floor, below goal" : "BELOW FLOOR")) }'
+}
