@@ -195,7 +195,6 @@ extern bool campaign_reader_skip(PgXmlErrorContext *xcxt,
 extern char *campaign_xml_attr(xmlAttrPtr attr);
 extern char *campaign_xml_text(xmlNodePtr node);
 extern char *campaign_shorten(const char *value);
-extern bool campaign_valid_name(const char *name);
 extern void campaign_check_name(const char *name, const char *what);
 
 /* registry.c */
@@ -209,7 +208,5 @@ extern text *ingest_document(text *doc_text, bool ext);
 /* deploy.c */
 extern char *campaign_origin(void);
 
-/* schema.c */
-extern char *campaign_sql_table(const char *name, const char *sqltable);
 
 #endif							/* CAMPAIGN_H */

@@ -147,7 +147,7 @@ sql_name(const char *name)
 	return folded;
 }
 
-char *
+static char *
 campaign_sql_table(const char *name, const char *sqltable)
 {
 	return sql_name(sqltable ? sqltable : name);

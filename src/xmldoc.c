@@ -356,7 +356,7 @@ campaign_shorten(const char *value)
  * or underscore, then letters, digits or underscores, at most
  * CAMPAIGN_NAME_MAX bytes.
  */
-bool
+static bool
 campaign_valid_name(const char *name)
 {
 	const char *p;
