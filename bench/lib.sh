@@ -4,6 +4,8 @@
 #                          run as root); sets BINDIR, WORK, RUNAS, ME
 #   as_owner CMD...        run CMD as the scratch dir's owner
 #   free_ports N FROM TO   print N free ports (nothing on TCP, no socket lock)
+#   bench_finish RC DATADIR...  stop the scratch clusters, then remove the
+#                          scratch dir (kept when KEEP=1 or on failure)
 #   ratio A B, verdict RATIO FLOOR GOAL
 
 bench_setup() {
@@ -36,6 +38,21 @@ free_ports() {  # free_ports N FROM TO
     done
     echo "$ME: no $want free ports in $2-$3" >&2
     return 1
+}
+
+bench_finish() {  # bench_finish RC DATADIR...
+    local rc=$1 data
+    shift
+    for data in "$@"; do
+        if [ -f "$data/postmaster.pid" ]; then
+            as_owner "$BINDIR/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
+        fi
+    done
+    if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
+        echo "scratch dir kept: $WORK (server logs in it)" >&2
+    else
+        rm -rf "$WORK"
+    fi
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }

@@ -88,16 +88,7 @@ cleanup() {
     local rc=$?
     [ -z "$SAMPLER_PID" ] || kill "$SAMPLER_PID" 2>/dev/null || true
     # The cloud first: a worker waiting on it then gets an error at once.
-    for side in cloud local; do
-        if [ -f "$WORK/$side/postmaster.pid" ]; then
-            as_owner "$BINDIR/pg_ctl" -D "$WORK/$side" -m fast -w stop >/dev/null 2>&1 || true
-        fi
-    done
-    if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
-        echo "scratch dir kept: $WORK (server logs: $WORK/local.log, $WORK/cloud.log)" >&2
-    else
-        rm -rf "$WORK"
-    fi
+    bench_finish "$rc" "$WORK/cloud" "$WORK/local"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

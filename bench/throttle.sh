@@ -59,14 +59,7 @@ HAMMER_PID=
 cleanup() {
     local rc=$?
     if [ -n "$HAMMER_PID" ]; then kill "$HAMMER_PID" 2>/dev/null || true; fi
-    if [ -f "$DATA/postmaster.pid" ]; then
-        as_owner "$BINDIR/pg_ctl" -D "$DATA" -m fast -w stop >/dev/null 2>&1 || true
-    fi
-    if [ "${KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then
-        echo "scratch dir kept: $WORK (server log: $LOG)" >&2
-    else
-        rm -rf "$WORK"
-    fi
+    bench_finish "$rc" "$DATA"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -66,25 +66,6 @@ campaign.staging_retention = '7d'
 sub lq { return $local->safe_psql('postgres', $_[0]); }
 sub cq { return $cloud->safe_psql('postgres', $_[0]); }
 
-# Poll a query on a node until it returns $expected; false after $timeout s.
-sub wait_for
-{
-	my ($node, $sql, $expected, $timeout) = @_;
-	$timeout //= 60;
-	my $deadline = time() + $timeout;
-	my ($out, $err) = ('', '');
-	while (time() < $deadline)
-	{
-		my $rc;
-		($rc, $out, $err) = $node->psql('postgres', $sql);
-		return 1 if $rc == 0 && $out eq $expected;
-		usleep(50_000);
-	}
-	diag("wait_for timed out after ${timeout}s on ${\$node->name}: $sql\n"
-		  . "expected: $expected\nlast output: $out\nlast stderr: $err");
-	return 0;
-}
-
 # ---------------------------------------------------------------- records
 
 sub xattr

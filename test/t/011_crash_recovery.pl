@@ -68,26 +68,6 @@ restart_after_crash = on
 sub lq { return $local->safe_psql('postgres', $_[0]); }
 sub cq { return $cloud->safe_psql('postgres', $_[0]); }
 
-# Poll a query until it returns $expected; false (with a diag) after $timeout s.
-sub wait_for
-{
-	my ($node, $sql, $expected, $timeout, $quiet) = @_;
-	$timeout //= 60;
-	my $deadline = time() + $timeout;
-	my ($out, $err) = ('', '');
-	while (time() < $deadline)
-	{
-		my $rc;
-		($rc, $out, $err) = $node->psql('postgres', $sql);
-		return 1 if $rc == 0 && $out eq $expected;
-		usleep(50_000);
-	}
-	diag("wait_for timed out after ${timeout}s on ${\$node->name}: $sql\n"
-		  . "expected: $expected\nlast output: $out\nlast stderr: $err")
-	  unless $quiet;
-	return 0;
-}
-
 sub worker_pid
 {
 	my ($rc, $out) = $local->psql('postgres',

@@ -60,24 +60,7 @@ sub as_role
 	return $local->safe_psql('postgres', $sql, extra_params => [ '-U', $role ]);
 }
 
-# Poll a query on a node until it returns $expected; false after $timeout s.
-sub wait_for
-{
-	my ($node, $sql, $expected, $timeout) = @_;
-	$timeout //= 30;
-	my $deadline = time() + $timeout;
-	my ($out, $err) = ('', '');
-	while (time() < $deadline)
-	{
-		my $rc;
-		($rc, $out, $err) = $node->psql('postgres', $sql);
-		return 1 if $rc == 0 && $out eq $expected;
-		usleep(50_000);
-	}
-	diag("wait_for timed out after ${timeout}s on ${\$node->name}: $sql\n"
-		  . "expected: $expected\nlast output: $out\nlast stderr: $err");
-	return 0;
-}
+$CampaignNodes::default_wait = 30;
 
 sub set_interval
 {
