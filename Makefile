@@ -3,6 +3,7 @@
 #   make demo   install what is missing, build, run the end-to-end demo
 #   make test   install what is missing, build, install, run pg_regress + TAP
 #   make valgrind-check   the pg_regress suite against a server under valgrind
+#   make fuzz   libFuzzer + AddressSanitizer on the record and schema parsers
 
 PG_CONFIG ?= pg_config
 
@@ -31,7 +32,11 @@ $(OBJS): $(wildcard src/*.h)
 valgrind-check: deps
 	bash scripts/valgrind-check.sh
 
-.PHONY: demo test deps valgrind-check
+# libFuzzer on the record and schema parsers, FUZZ_SECONDS (60) per target.
+fuzz: deps
+	bash scripts/fuzz.sh
+
+.PHONY: demo test deps valgrind-check fuzz
 deps:
 	bash scripts/install-deps.sh
 

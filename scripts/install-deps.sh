@@ -8,7 +8,9 @@ set -euo pipefail
 
 PG_BINDIR=/usr/lib/postgresql/15/bin
 PKGS=(postgresql-15 postgresql-server-dev-15 libpq-dev libxml2-dev libipc-run-perl
-      make gcc pkg-config)
+      make gcc pkg-config
+      clang-14 libclang-rt-14-dev llvm-14   # make fuzz: libFuzzer, ASan, symbolizer
+      valgrind)                             # make valgrind-check
 # postgresql-contrib-15 is a virtual package in Debian 12 (provided by
 # postgresql-15); check for what we need from it, postgres_fdw, instead.
 FDW_CONTROL=/usr/share/postgresql/15/extension/postgres_fdw.control

@@ -6,8 +6,10 @@
 #      pg_regress (sql/ + expected/, temp instance) then the TAP tests
 #      (test/t/*.pl). As root it runs them as the `postgres` user, since
 #      initdb refuses root;
-#   3. on failure prints regression.diffs and the TAP/server logs;
-#   4. ends with a line "N passed, N failed"; exits non-zero if anything
+#   3. runs the fuzz targets (scripts/fuzz.sh: libFuzzer and AddressSanitizer
+#      on the record and schema parsers, FUZZ_SECONDS=60 each), one test each;
+#   4. on failure prints regression.diffs and the TAP/server logs;
+#   5. ends with a line "N passed, N failed"; exits non-zero if anything
 #      failed or if no test ran.
 set -euo pipefail
 
@@ -57,6 +59,12 @@ else
     echo "=== TAP: no tests in test/t/" | tee "$WORK/tap.log"
 fi
 
+echo "=== fuzz"
+set +e
+bash "$ROOT/scripts/fuzz.sh" 2>&1 | tee "$WORK/fuzz.log"
+f_rc=${PIPESTATUS[0]}
+set -e
+
 # pg_regress (PG 15) prints "test NAME ... ok" / "     NAME ... FAILED".
 r_pass=$(grep -cE '^(test |     )\S+ +\.\.\. ok' "$WORK/regress.log" || true)
 r_fail=$(grep -cE '^(test |     )\S+ +\.\.\. (FAILED|failed)' "$WORK/regress.log" || true)
@@ -71,9 +79,13 @@ t_fail=$(( t_subfail + t_badfile ))
 # a suite that failed with no failure counted (server crash, ...) counts 1.
 if [ "$r_rc" -ne 0 ] && [ "$r_fail" -eq 0 ]; then r_fail=1; fi
 if [ "$t_rc" -ne 0 ] && [ "$t_fail" -eq 0 ]; then t_fail=1; fi
+# fuzz.sh: "fuzz: N passed, N failed".
+read -r f_pass f_fail < <(sed -nE 's/^fuzz: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$WORK/fuzz.log" | tail -n1)
+f_pass=${f_pass:-0} f_fail=${f_fail:-0}
+if [ "$f_rc" -ne 0 ] && [ "$f_fail" -eq 0 ]; then f_fail=1; fi
 
 rc=0
-if [ $((r_fail + t_fail)) -ne 0 ]; then
+if [ $((r_fail + t_fail + f_fail)) -ne 0 ]; then
     echo "=== FAILURE DETAILS (scratch dir kept: $WORK)"
     for f in "$WORK/regression.diffs" "$WORK"/log/postmaster.log "$WORK"/tmp_check/log/*; do
         [ -s "$f" ] || continue
@@ -85,8 +97,9 @@ else
     rm -rf "$WORK"
 fi
 
-echo "pg_regress: $r_pass passed, $r_fail failed; TAP: $t_pass passed, $t_fail failed"
-total_pass=$((r_pass + t_pass)) total_fail=$((r_fail + t_fail))
+echo "pg_regress: $r_pass passed, $r_fail failed; TAP: $t_pass passed, $t_fail failed;" \
+     "fuzz: $f_pass passed, $f_fail failed"
+total_pass=$((r_pass + t_pass + f_pass)) total_fail=$((r_fail + t_fail + f_fail))
 echo "$total_pass passed, $total_fail failed"
 if [ $((total_pass + total_fail)) -eq 0 ]; then
     echo "test.sh: no tests ran" >&2
