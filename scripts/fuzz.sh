@@ -12,10 +12,13 @@
 #      calls campaign_fuzz(target, libFuzzer arguments).  libFuzzer starts
 #      from the committed seeds (test/fuzz/corpus/TARGET) plus what it finds,
 #      kept in the scratch dir, and stops after FUZZ_SECONDS (60);
-#   4. a target passes when libFuzzer reports "Done N runs" and nothing else:
+#   4. first runs the canary target once per planted defect (a leak, a heap
+#      overflow, an internal error) and requires each to be reported: the
+#      detectors are live;
+#   5. a target passes when libFuzzer reports "Done N runs" and nothing else:
 #      any crash, ASan or LeakSanitizer report, timeout, internal (XX) error
 #      or artifact fails it, and its log is printed;
-#   5. ends with a line "fuzz: N passed, N failed"; exits non-zero on failure.
+#   6. ends with a line "fuzz: N passed, N failed"; exits non-zero on failure.
 # FUZZ_TARGETS="record schema" and FUZZ_SECONDS=60 choose what runs.
 set -euo pipefail
 
@@ -88,30 +91,60 @@ ASAN_OPTIONS="abort_on_error=0:detect_leaks=1:leak_check_at_exit=0:allocator_may
 LSAN_OPTIONS="suppressions=$WORK/fuzz/lsan.supp:print_suppressions=0"
 SYMBOLIZER=$(command -v llvm-symbolizer-14 || command -v llvm-symbolizer || true)
 
-passed=0 failed=0
-for t in $FUZZ_TARGETS; do
-    log="$WORK/$t.log"
-    args="'-max_total_time=$FUZZ_SECONDS', '-timeout=10', '-rss_limit_mb=4096', '-max_len=16384',
-          '-print_final_stats=1', '-dict=$WORK/fuzz/xml.dict',
-          '-artifact_prefix=$WORK/artifacts/$t-', '$WORK/corpus/$t', '$WORK/fuzz/corpus/$t'"
-    echo "=== fuzz: target $t for ${FUZZ_SECONDS}s"
-    set +e
+# fuzz TARGET LOG LIBFUZZER-ARG...: one single-user backend running
+# campaign_fuzz(TARGET, ARRAY[LIBFUZZER-ARG...]); returns its exit status.
+fuzz() {
+    local target=$1 log=$2 array
+    shift 2
+    array=$(printf "'%s', " "$@")
     printf '%s\n' \
         "CREATE FUNCTION campaign_fuzz(text, text[]) RETURNS integer AS '$WORK/campaign_fuzz.so', 'campaign_fuzz' LANGUAGE C STRICT;" \
-        "SELECT campaign_fuzz('$t', ARRAY[$(echo $args)]);" |
-        "${RUNAS[@]}" env LD_PRELOAD="$ASAN_RT $WORK/asan_preload.so" ASAN_OPTIONS="$ASAN_OPTIONS" LSAN_OPTIONS="$LSAN_OPTIONS" \
+        "SELECT campaign_fuzz('$target', ARRAY[${array%, }]);" |
+        "${RUNAS[@]}" env LD_PRELOAD="$ASAN_RT $WORK/asan_preload.so" \
+            ASAN_OPTIONS="$ASAN_OPTIONS" LSAN_OPTIONS="$LSAN_OPTIONS" \
             ${SYMBOLIZER:+ASAN_SYMBOLIZER_PATH=$SYMBOLIZER} \
             "$BINDIR/postgres" --single -D "$WORK/data" -F \
             -c shared_preload_libraries="$WORK/campaign_fuzz.so" postgres >"$log" 2>&1
-    rc=$?
-    set -e
+}
+REPORTED='ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|==[0-9]+==ERROR|campaign_fuzz: internal error|deadly signal|SUMMARY: '
+passed=0 failed=0
+
+# The detectors first: each planted defect of the canary target must end
+# the run with its report, or a clean run below would prove nothing.
+for defect in "leak:ERROR: LeakSanitizer: detected memory leaks" \
+              "overflow:ERROR: AddressSanitizer: heap-buffer-overflow" \
+              "internal:campaign_fuzz: internal error XX000"; do
+    name=${defect%%:*} expect=${defect#*:}
+    mkdir -p "$WORK/canary/$name"
+    printf '%s' "$name" >"$WORK/canary/$name/input"
+    if [ "$(id -u)" -eq 0 ]; then chown -R postgres: "$WORK/canary"; fi
+    rc=0
+    fuzz canary "$WORK/canary-$name.log" -runs=0 "-artifact_prefix=$WORK/canary/$name-" \
+        "$WORK/canary/$name" || rc=$?
+    if [ "$rc" -ne 0 ] && grep -qF "$expect" "$WORK/canary-$name.log"; then
+        passed=$((passed + 1))
+        echo "fuzz canary $name: reported as expected (\"$expect\", exit $rc)"
+    else
+        failed=$((failed + 1))
+        echo "fuzz canary $name: FAILED, the planted defect was not reported (exit $rc)"
+        tail -n 40 "$WORK/canary-$name.log"
+    fi
+done
+
+for t in $FUZZ_TARGETS; do
+    log="$WORK/$t.log"
+    echo "=== fuzz: target $t for ${FUZZ_SECONDS}s"
+    rc=0
+    fuzz "$t" "$log" "-max_total_time=$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=4096 \
+        -max_len=16384 -print_final_stats=1 "-dict=$WORK/fuzz/xml.dict" \
+        "-artifact_prefix=$WORK/artifacts/$t-" "$WORK/corpus/$t" "$WORK/fuzz/corpus/$t" || rc=$?
     runs=$(sed -nE 's/^Done ([0-9]+) runs in ([0-9]+) second.*/\1/p' "$log")
     secs=$(sed -nE 's/^Done ([0-9]+) runs in ([0-9]+) second.*/\2/p' "$log")
     files=$(find "$WORK/corpus/$t" "$WORK/fuzz/corpus/$t" -type f | wc -l)
     corpus=$(sed -nE 's/^#[0-9]+[[:space:]]+DONE .* corp: ([0-9]+\/[0-9]+[a-zA-Z]*) .*/\1/p' "$log")
     cov=$(sed -nE 's/^#[0-9]+[[:space:]]+DONE +cov: ([0-9]+) .*/\1/p' "$log")
-    if [ "$rc" -eq 0 ] && [ -n "$runs" ] && [ -z "$(ls -A "$WORK/artifacts")" ] &&
-       ! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|==[0-9]+==ERROR|campaign_fuzz: internal error|deadly signal|SUMMARY: ' "$log"; then
+    if [ "$rc" -eq 0 ] && [ -n "$runs" ] && ! compgen -G "$WORK/artifacts/$t-*" >/dev/null &&
+       ! grep -qE "$REPORTED" "$log"; then
         passed=$((passed + 1))
         echo "fuzz $t: ok, $runs runs in ${secs}s ($((runs / (secs > 0 ? secs : 1))) exec/s), coverage $cov edges, corpus $corpus (units/bytes), $files files"
     else
