@@ -29,11 +29,13 @@ endif
 $(OBJS): $(wildcard src/*.h)
 
 # The pg_regress suite against a server under valgrind memcheck.
-valgrind-check: deps
+valgrind-check:
+	bash scripts/install-deps.sh valgrind
 	bash scripts/valgrind-check.sh
 
 # libFuzzer on the record and schema parsers, FUZZ_SECONDS (60) per target.
-fuzz: deps
+fuzz:
+	bash scripts/install-deps.sh fuzz
 	bash scripts/fuzz.sh
 
 .PHONY: demo test deps valgrind-check fuzz
@@ -43,5 +45,6 @@ deps:
 demo: deps
 	bash scripts/demo.sh
 
-test: deps
+test:
+	bash scripts/install-deps.sh fuzz
 	bash scripts/test.sh

@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# install-deps.sh — install the Debian 12 packages needed to build and test
-# the campaign extension (`make deps`). Idempotent: a quick no-op when all are
-# present; otherwise one `apt-get update` and one `apt-get install`. Runs as
+# install-deps.sh [fuzz] [valgrind] — install the Debian 12 packages needed to
+# build and test the campaign extension (`make deps`); `fuzz` adds clang's
+# libFuzzer, AddressSanitizer and symbolizer (make fuzz, make test),
+# `valgrind` adds valgrind (make valgrind-check). Idempotent: a quick no-op
+# when all are present; otherwise one `apt-get update` and one `apt-get
+# install`. Runs as
 # root, or through sudo otherwise. Does not use Debian's auto-created `main`
 # cluster. Checks that PostgreSQL 15's pg_config points at its own bindir.
 set -euo pipefail
 
 PG_BINDIR=/usr/lib/postgresql/15/bin
 PKGS=(postgresql-15 postgresql-server-dev-15 libpq-dev libxml2-dev libipc-run-perl
-      make gcc pkg-config
-      clang-14 libclang-rt-14-dev llvm-14   # make fuzz: libFuzzer, ASan, symbolizer
-      valgrind)                             # make valgrind-check
+      make gcc pkg-config)
+for extra in "$@"; do
+    case $extra in
+        fuzz) PKGS+=(clang-14 libclang-rt-14-dev llvm-14) ;;
+        valgrind) PKGS+=(valgrind) ;;
+        *) echo "install-deps: unknown group $extra (fuzz, valgrind)" >&2; exit 1 ;;
+    esac
+done
 # postgresql-contrib-15 is a virtual package in Debian 12 (provided by
 # postgresql-15); check for what we need from it, postgres_fdw, instead.
 FDW_CONTROL=/usr/share/postgresql/15/extension/postgres_fdw.control
