@@ -7,18 +7,19 @@
 #      and address, linked with libFuzzer's runtime (no main);
 #   2. starts a scratch cluster as postgres, runs test/fuzz/setup.sql (the
 #      extension and the schemas the documents name), stops it;
-#   3. per target (record, schema): starts a single-user backend with ASan's
+#   3. proves the detectors are live: runs the canary target once per
+#      planted defect (a leak, a heap overflow, an internal error) and
+#      requires each to be reported;
+#   4. per target (record, schema): starts a single-user backend with ASan's
 #      runtime preloaded and the fuzz module in shared_preload_libraries and
 #      calls campaign_fuzz(target, libFuzzer arguments).  libFuzzer starts
 #      from the committed seeds (test/fuzz/corpus/TARGET) plus what it finds,
-#      kept in the scratch dir, and stops after FUZZ_SECONDS (60);
-#   4. first runs the canary target once per planted defect (a leak, a heap
-#      overflow, an internal error) and requires each to be reported: the
-#      detectors are live;
-#   5. a target passes when libFuzzer reports "Done N runs" and nothing else:
-#      any crash, ASan or LeakSanitizer report, timeout, internal (XX) error
-#      or artifact fails it, and its log is printed;
-#   6. ends with a line "fuzz: N passed, N failed"; exits non-zero on failure.
+#      kept in the scratch dir, and stops after FUZZ_SECONDS (60).  A target
+#      passes when libFuzzer reports "Done N runs" and nothing else: any
+#      crash, ASan or LeakSanitizer report, timeout, internal (XX) error or
+#      artifact fails it, and its log is printed;
+#   5. ends with a line "fuzz: N passed, N failed" (canaries and targets);
+#      exits non-zero on failure.
 # FUZZ_TARGETS="record schema" and FUZZ_SECONDS=60 choose what runs.
 set -euo pipefail
 
@@ -30,7 +31,7 @@ FUZZ_TARGETS=${FUZZ_TARGETS:-record schema}
 CLANG=${CLANG:-clang-14}
 cd "$ROOT"
 
-command -v "$CLANG" >/dev/null || { echo "fuzz.sh: $CLANG is not installed (make deps)" >&2; exit 1; }
+command -v "$CLANG" >/dev/null || { echo "fuzz.sh: $CLANG is not installed (bash scripts/install-deps.sh fuzz)" >&2; exit 1; }
 RT=$("$CLANG" -print-runtime-dir)
 ASAN_RT=$RT/libclang_rt.asan-x86_64.so
 FUZZER_RT=$RT/libclang_rt.fuzzer_no_main-x86_64.a

@@ -133,33 +133,37 @@ document_text(const uint8_t *data, size_t size)
 	return cstring_to_text_with_len((const char *) data, size);
 }
 
+/*
+ * Run each call of the NULL-terminated list on the input, as a document.
+ * Returns -1 (not kept in the corpus) when the input is not one.
+ */
 static int
-fuzz_record(const uint8_t *data, size_t size)
+run_calls(const uint8_t *data, size_t size, const DocumentCall *calls)
 {
 	MemoryContext oldcxt = MemoryContextSwitchTo(input_cxt);
 	text	   *doc = document_text(data, size);
 
-	if (doc)
-	{
-		run_rolled_back(call_xtk_ingest, doc);
-		run_rolled_back(call_xtk_ingest_ext, doc);
-	}
+	for (; doc && *calls; calls++)
+		run_rolled_back(*calls, doc);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextReset(input_cxt);
 	return doc ? 0 : -1;
 }
 
 static int
+fuzz_record(const uint8_t *data, size_t size)
+{
+	static const DocumentCall calls[] = {call_xtk_ingest, call_xtk_ingest_ext, NULL};
+
+	return run_calls(data, size, calls);
+}
+
+static int
 fuzz_schema(const uint8_t *data, size_t size)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(input_cxt);
-	text	   *doc = document_text(data, size);
+	static const DocumentCall calls[] = {call_register_schema, NULL};
 
-	if (doc)
-		run_rolled_back(call_register_schema, doc);
-	MemoryContextSwitchTo(oldcxt);
-	MemoryContextReset(input_cxt);
-	return doc ? 0 : -1;
+	return run_calls(data, size, calls);
 }
 
 /* The planted defects: "leak", "overflow" or "internal" as the input. */
@@ -187,10 +191,10 @@ fuzz_canary(const uint8_t *data, size_t size)
 }
 
 /*
- * campaign_fuzz(target text, args text[]) returns void
- *		Run libFuzzer on target 'record', 'schema' or 'canary' with the command-line
- *		arguments args (options, then corpus directories).  libFuzzer ends
- *		the process when it is done.
+ * campaign_fuzz(target text, args text[]) returns integer
+ *		Run libFuzzer on target 'record', 'schema' or 'canary' with the
+ *		command-line arguments args (options, then corpus directories).
+ *		libFuzzer ends the process when it is done, so nothing returns.
  */
 Datum
 campaign_fuzz(PG_FUNCTION_ARGS)
