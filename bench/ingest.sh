@@ -83,12 +83,9 @@ sql "SET client_min_messages = warning; CREATE EXTENSION campaign CASCADE" >/dev
 sql "SELECT campaign.register_schema('<srcSchema name=\"sampleTable\" namespace=\"dem\" label=\"Sample table\"><element name=\"sampleTable\" autopk=\"true\" autouuid=\"true\" autoStg=\"true\"><key name=\"id\" internal=\"true\"><keyfield xpath=\"@id\"/></key><attribute name=\"id\" type=\"string\" length=\"20\" label=\"External id\"/><attribute name=\"testcol1\" type=\"string\" length=\"255\"/><attribute name=\"testcol2\" type=\"string\" length=\"255\"/><attribute name=\"score\" type=\"long\"/><attribute name=\"notes\" type=\"memo\"/></element></srcSchema>')" >/dev/null
 sql "CREATE TABLE bench_copy (LIKE dem.sampletablestg INCLUDING ALL)"
 
-PGVER=$(sql "SHOW server_version")
-NCPU=$(nproc 2>/dev/null || echo '?')
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)
-echo "== campaign ingest bench: PostgreSQL $PGVER, $NCPU CPU(s) ${CPU:+($CPU)}"
+bench_banner "campaign ingest bench" "$(sql "SHOW server_version")"
 echo "   scratch cluster $DATA, port $PORT; shared_buffers=256MB, max_wal_size=4GB, fsync=on, synchronous_commit=on"
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
+LOAD_START=$(load_average)
 echo "   load average at start: $LOAD_START (the other side of each ratio runs right next to it, but other load on the machine makes the figures noisy)"
 
 reset_tables() {
@@ -96,7 +93,6 @@ reset_tables() {
     sql "CHECKPOINT" >/dev/null
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # ---------------------------------------------------------------- (1) pgbench
 cat >"$WORK/ingest.pgbench" <<'EOF'
@@ -241,4 +237,4 @@ printf '   %-44s %12s %12s %7s  %s\n' "measure" "campaign" "baseline" "ratio" "v
 printf '   %-44s %12s %12s %7s  %s\n' "one-record xtk_ingest vs INSERT (TPS, median)" "$ING_MED" "$INS_MED" "$R1" "$V1 (0.7/0.9)"
 printf '   %-44s %12s %12s %7s  %s\n' "${NROWS}-row collection vs COPY (ms, best)" "$ING_BEST" "$COPY_BEST" "$R2" "$V2 (0.5/0.8)"
 printf '   %-44s %12s %12s\n' "   (rows/s)" "$ING_RPS" "$COPY_RPS"
-echo "   load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')${NOISY1/#yes/; pgbench rounds were NOISY}"
+echo "   load average at start: $LOAD_START, at end: $(load_average)${NOISY1/#yes/; pgbench rounds were NOISY}"

@@ -6,6 +6,10 @@
 #   free_ports N FROM TO   print N free ports (nothing on TCP, no socket lock)
 #   bench_finish RC DATADIR...  stop the scratch clusters, then remove the
 #                          scratch dir (kept when KEEP=1 or on failure)
+#   bench_banner TITLE PGVERSION  print "== TITLE: PostgreSQL V, N CPU(s) (model)"
+#   load_average           the 1, 5 and 15 minute load averages
+#   median [DECIMALS]      the median of the numbers on stdin (the mean of the
+#                          middle two printed with DECIMALS places, default 1)
 #   ratio A B, verdict RATIO FLOOR GOAL
 
 bench_setup() {
@@ -53,6 +57,19 @@ bench_finish() {  # bench_finish RC DATADIR...
     else
         rm -rf "$WORK"
     fi
+}
+
+bench_banner() {  # bench_banner TITLE PGVERSION
+    local ncpu cpu
+    ncpu=$(nproc 2>/dev/null || echo '?')
+    cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)
+    echo "== $1: PostgreSQL $2, $ncpu CPU(s) ${cpu:+($cpu)}"
+}
+
+load_average() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?'; }
+
+median() {  # median [DECIMALS] < numbers
+    sort -g | awk -v d="${1:-1}" '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.*f\n", d, (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }

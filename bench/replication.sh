@@ -158,10 +158,7 @@ COLS_REPL=$(csql "SELECT string_agg(attname || ' ' || format_type(atttypid, attt
 COLS_BASE=$(csql "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'bench_target'::regclass AND attnum > 0 AND NOT attisdropped")
 [ "$COLS_REPL" = "$COLS_BASE" ] || { echo "$ME: bench_target's columns differ: $COLS_BASE vs $COLS_REPL" >&2; exit 1; }
 
-PGVER=$(lsql "SHOW server_version")
-NCPU=$(nproc 2>/dev/null || echo '?')
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)
-echo "== campaign replication bench: PostgreSQL $PGVER, $NCPU CPU(s) ${CPU:+($CPU)}"
+bench_banner "campaign replication bench" "$(lsql "SHOW server_version")"
 echo "   scratch clusters in $WORK: local port $LPORT (campaign worker), cloud port $CPORT; unix sockets"
 echo "   both: shared_buffers=256MB, max_wal_size=4GB, fsync=on, synchronous_commit=on, track_commit_timestamp=on"
 echo "   campaign.batch_size=$(lsql "SHOW campaign.batch_size"), campaign.batch_memory=$(lsql "SHOW campaign.batch_memory")"

@@ -114,12 +114,9 @@ SELECT campaign.xtk_ingest('<sampleTableStg id="' || :id || '" testcol1="value-'
 EOF
 if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"/*.pgbench; fi
 
-PGVER=$(sql "SHOW server_version")
-NCPU=$(nproc 2>/dev/null || echo '?')
-CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n1)
-echo "== campaign throttle bench: PostgreSQL $PGVER, $NCPU CPU(s) ${CPU:+($CPU)}"
+bench_banner "campaign throttle bench" "$(sql "SHOW server_version")"
 echo "   scratch cluster $DATA, port $PORT; shared_buffers=256MB, synchronous_commit=off, autovacuum=off"
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')
+LOAD_START=$(load_average)
 echo "   load average at start: $LOAD_START"
 
 reset_tables() {
@@ -127,7 +124,6 @@ reset_tables() {
     sql "CHECKPOINT" >/dev/null
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # The counters of xtk_ingest and the server's clock, read together.
 snapshot() {
@@ -202,9 +198,9 @@ for r in $(seq 1 "$ROUNDS"); do
     printf '    %-8s %16s %16s %12s\n' "$r" "$a" "$b" "${PAIR[-1]}"
 done
 sql "SELECT campaign.set_rate_limit('xtk_ingest', NULL)" >/dev/null
-FREE_MED=$(printf '%s\n' "${FREE_TPS[@]}" | median)
-LIM_MED=$(printf '%s\n' "${LIM_TPS[@]}" | median)
-PAIR_MED=$(printf '%s\n' "${PAIR[@]}" | median)
+FREE_MED=$(printf '%s\n' "${FREE_TPS[@]}" | median 3)
+LIM_MED=$(printf '%s\n' "${LIM_TPS[@]}" | median 3)
+PAIR_MED=$(printf '%s\n' "${PAIR[@]}" | median 3)
 R2=$PAIR_MED
 MED_RATIO=$(awk -v a="$FREE_MED" -v b="$LIM_MED" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
 V2=$(awk -v r="$R2" 'BEGIN { print (r >= 0.97 ? "goal met" : "BELOW GOAL") }')
@@ -265,4 +261,4 @@ printf '   %10s %14s %10s %16s %14s  %s\n' "L (/s)" "accepted (/s)" "error" "ref
 for line in "${ACC_RESULTS[@]}"; do echo "   $line"; done
 echo "   overhead of a limit on one-record xtk_ingest: ratio $R2 ($LIM_MED vs $FREE_MED TPS, medians): $V2 (goal ≥ 0.97)"
 echo "   the same inside one backend: ratio $R3 (medians), $R3MIN (fastest blocks), about $PERCALL ns a call"
-echo "   load average at start: $LOAD_START, at end: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?')$NOISY_NOTE"
+echo "   load average at start: $LOAD_START, at end: $(load_average)$NOISY_NOTE"
