@@ -4,6 +4,9 @@
 # start_local($extra_conf):  a PostgreSQL with campaign preloaded (its worker
 #   serves database postgres), plus the test's own settings.
 # Both run in UTC with C messages, so times and logs compare the same way.
+# sample_table_schema():  the source schema dem:sampleTable (a key, three
+#   attributes) that the replication tests stage and replicate.
+# as_role($node, $role, $sql):  safe_psql in database postgres as $role.
 # wait_for($node, $sql, $expected, $timeout, $quiet):  poll a query until it
 #   returns $expected; false (with a diagnostic unless $quiet) after
 #   $timeout seconds ($CampaignNodes::default_wait when not given).
@@ -16,7 +19,7 @@ use PostgreSQL::Test::Cluster;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-our @EXPORT = qw(start_cloud start_local wait_for);
+our @EXPORT = qw(start_cloud start_local sample_table_schema as_role wait_for);
 our $default_wait = 60;
 
 my $common = qq{
@@ -44,6 +47,27 @@ max_worker_processes = 16
 } . ($extra_conf // ''));
 	$local->start;
 	return $local;
+}
+
+sub sample_table_schema
+{
+	return <<'XML';
+<srcSchema name="sampleTable" namespace="dem">
+  <element name="sampleTable" autopk="true" autouuid="true" autoStg="true">
+    <key name="id" internal="true"><keyfield xpath="@id"/></key>
+    <attribute name="id" type="string" length="20"/>
+    <attribute name="testcol1" type="string" length="255"/>
+    <attribute name="testcol2" type="string" length="255"/>
+    <attribute name="score" type="long"/>
+  </element>
+</srcSchema>
+XML
+}
+
+sub as_role
+{
+	my ($node, $role, $sql) = @_;
+	return $node->safe_psql('postgres', $sql, extra_params => [ '-U', $role ]);
 }
 
 sub wait_for

@@ -42,17 +42,7 @@ use Time::HiRes qw(time usleep);
 use Digest::MD5 qw(md5_hex);
 
 my $SCHEMA = 'dem:sampleTable';
-my $XML_SCHEMA = <<'XML';
-<srcSchema name="sampleTable" namespace="dem">
-  <element name="sampleTable" autopk="true" autouuid="true" autoStg="true">
-    <key name="id" internal="true"><keyfield xpath="@id"/></key>
-    <attribute name="id" type="string" length="20"/>
-    <attribute name="testcol1" type="string" length="255"/>
-    <attribute name="testcol2" type="string" length="255"/>
-    <attribute name="score" type="long"/>
-  </element>
-</srcSchema>
-XML
+my $XML_SCHEMA = sample_table_schema();
 
 my $started = time();
 

@@ -54,12 +54,6 @@ campaign.staging_retention = '7d'
 sub lq { return $local->safe_psql('postgres', $_[0]); }
 sub cq { return $cloud->safe_psql('postgres', $_[0]); }
 
-sub as_role
-{
-	my ($role, $sql) = @_;
-	return $local->safe_psql('postgres', $sql, extra_params => [ '-U', $role ]);
-}
-
 # psql as a role; returns (exit code, stdout, stderr)
 sub try_as_role
 {
@@ -78,7 +72,7 @@ sub post
 {
 	my ($mapping, $role) = @_;
 	$role //= 'api';
-	my $out = as_role($role, qq{
+	my $out = as_role($local, $role, qq{
 		SELECT concat_ws('|', r->>'status', r->>'info',
 		                 coalesce(jsonb_typeof(r->'requestId'), 'absent'),
 		                 coalesce((r->>'requestId')::bigint::text, ''),
@@ -100,7 +94,7 @@ sub get
 {
 	my ($mapping, $id, $role) = @_;
 	$role //= 'api';
-	my $out = as_role($role, qq{
+	my $out = as_role($local, $role, qq{
 		SELECT concat_ws('|', r->>'status', r->>'info',
 		                 jsonb_typeof(r->'batchId'), r->>'batchId',
 		                 jsonb_typeof(r->'numRecords'), (r->>'numRecords')::bigint,

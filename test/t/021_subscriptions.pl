@@ -54,12 +54,6 @@ campaign.staging_retention = '7d'
 sub lq { return $local->safe_psql('postgres', $_[0]); }
 sub cq { return $cloud->safe_psql('postgres', $_[0]); }
 
-sub as_role
-{
-	my ($role, $sql) = @_;
-	return $local->safe_psql('postgres', $sql, extra_params => [ '-U', $role ]);
-}
-
 $CampaignNodes::default_wait = 30;
 
 sub set_interval
@@ -89,14 +83,14 @@ sub subscribe
 {
 	my ($service, $recipient, $create) = @_;
 	my $c = defined $create ? ", $create" : '';
-	return as_role('ing',
+	return as_role($local, 'ing',
 		"SELECT pg_typeof(x)::text || ' ' || x FROM campaign.subscribe('$service', '$recipient'$c) x");
 }
 
 sub unsubscribe
 {
 	my ($service, $recipient) = @_;
-	return as_role('ing',
+	return as_role($local, 'ing',
 		"SELECT pg_typeof(x)::text || ' ' || x FROM campaign.unsubscribe('$service', '$recipient') x");
 }
 
@@ -114,7 +108,7 @@ sub try_as
 {
 	my ($role, $sql) = @_;
 	$sql =~ s/'/''/g;
-	return as_role($role, "SELECT public.try_sql('$sql')");
+	return as_role($local, $role, "SELECT public.try_sql('$sql')");
 }
 
 sub cloud_subscriptions
