@@ -8,3 +8,100 @@
 
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION campaign UPDATE TO '1.1'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- Replication engine (issues 10 and 11): rows the cloud rejected hold the
+-- later changes of their keys behind them.  Such a held row carries
+-- _stg_error = 'waiting behind change N of the same key, ...'.
+--   * every staging table gets a partial index on its rows in error, through
+--     which the worker finds the keys to hold (new staging tables get it from
+--     register_schema);
+--   * retry_errors() re-stages the rejected and the held rows, in their order;
+--   * discard_errors() drops the rejected rows and re-stages the held ones;
+--   * staging_status counts the held rows apart from the rejected ones.
+-- ---------------------------------------------------------------------------
+DO $$
+DECLARE
+    s record;
+BEGIN
+    FOR s IN SELECT sql_schema, staging_table FROM @extschema@.schemas
+              WHERE staging_table IS NOT NULL LOOP
+        EXECUTE format('CREATE INDEX ON %I.%I (_stg_seq) WHERE _stg_error IS NOT NULL',
+                       s.sql_schema, s.staging_table);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION discard_errors(schema text) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas := campaign.staged_schema($1);
+    tbl text := format('%I.%I', s.sql_schema, s.staging_table);
+    cols text;
+    n bigint;
+BEGIN
+    EXECUTE format('DELETE FROM %s WHERE _stg_error IS NOT NULL'
+                   ' AND _stg_error NOT LIKE ''waiting behind change %%''', tbl);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    -- The held rows go back to staging, after everything else, in their order.
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols
+      FROM pg_attribute
+     WHERE attrelid = tbl::regclass AND attnum > 0 AND NOT attisdropped
+       AND attname NOT IN ('_stg_seq', '_stg_error');
+    EXECUTE format('WITH moved AS (DELETE FROM %s WHERE _stg_error IS NOT NULL RETURNING *)'
+                   ' INSERT INTO %s (%s) SELECT %s FROM moved ORDER BY _stg_seq',
+                   tbl, tbl, cols, cols);
+    PERFORM campaign.notify_worker();
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION discard_errors(text) IS 'Drop the staged changes the cloud rejected; the changes held behind them are staged again, in their order';
+COMMENT ON FUNCTION retry_errors(text) IS 'Stage again, in their order, the changes the cloud rejected and those held behind them';
+
+DROP VIEW staging_status;
+DROP FUNCTION staging_counts();
+CREATE FUNCTION staging_counts()
+RETURNS TABLE (namespace text, name text, pending bigint, oldest_pending timestamptz,
+               errors bigint, held bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas;
+BEGIN
+    FOR s IN SELECT * FROM campaign.schemas WHERE staging_table IS NOT NULL ORDER BY 1, 2 LOOP
+        namespace := s.namespace;
+        name := s.name;
+        EXECUTE format('SELECT count(*) FILTER (WHERE _stg_seq > $1 AND _stg_error IS NULL),'
+                       '       min(_lastmodified) FILTER (WHERE _stg_seq > $1 AND _stg_error IS NULL)'
+                       '  FROM %I.%I WHERE _stg_seq > $1', s.sql_schema, s.staging_table)
+           INTO pending, oldest_pending USING s.replicated_upto;
+        EXECUTE format('SELECT count(*) FILTER (WHERE _stg_error NOT LIKE ''waiting behind change %%''),'
+                       '       count(*) FILTER (WHERE _stg_error LIKE ''waiting behind change %%'')'
+                       '  FROM %I.%I WHERE _stg_error IS NOT NULL', s.sql_schema, s.staging_table)
+           INTO errors, held;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+CREATE VIEW staging_status AS
+SELECT s.namespace || ':' || s.name AS schema_name,
+       s.mode,
+       s.every,
+       s.deployed_at IS NOT NULL AS deployed,
+       c.pending,
+       now() - c.oldest_pending AS oldest_pending_age,
+       c.errors,
+       s.last_replicated_at AS last_success,
+       s.replicated_upto,
+       CASE WHEN c.pending > 0 THEN now() - c.oldest_pending ELSE interval '0' END AS lag,
+       c.held
+  FROM campaign.schemas s
+  JOIN campaign.staging_counts() c USING (namespace, name);
+COMMENT ON VIEW staging_status IS 'Per staged schema: mode, pending rows, rows in error and held behind them, last success, lag';
+REVOKE ALL ON FUNCTION staging_counts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION staging_counts() TO campaign_admin;
+GRANT SELECT ON staging_status TO campaign_admin;

@@ -49,6 +49,8 @@ int			campaign_history_retention = 7 * 86400; /* s */
 int			campaign_naptime = 1000;	/* ms */
 int			campaign_session_timeout = 3600;	/* s */
 int			campaign_subscription_interval = 3600;	/* s */
+int			campaign_cloud_timeout = 120000;	/* ms */
+int			campaign_cloud_connect_timeout = 10000; /* ms */
 
 CampaignShared *campaign_shared = NULL;
 
@@ -279,6 +281,15 @@ define_gucs(void)
 							"Lifetime of a SOAP session token from its Logon.",
 							NULL, &campaign_session_timeout, 3600, 1, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("campaign.cloud_timeout",
+							"Longest wait for the cloud server to answer (a send, a result, a commit).",
+							"A wait that exceeds it fails the batch, which is retried with backoff.",
+							&campaign_cloud_timeout, 120000, 100, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("campaign.cloud_connect_timeout",
+							"Longest wait for a connection to the cloud server.",
+							NULL, &campaign_cloud_connect_timeout, 10000, 100, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("campaign");
 }
 

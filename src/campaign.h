@@ -35,6 +35,9 @@
 #include <libxml/tree.h>
 #include <libxml/xmlreader.h>
 
+/* The extension version this library serves (campaign.control). */
+#define CAMPAIGN_VERSION "1.1"
+
 /* Longest Campaign name (schema, attribute) we accept: a PostgreSQL name. */
 #define CAMPAIGN_NAME_MAX (NAMEDATALEN - 1)
 
@@ -136,6 +139,8 @@ extern int	campaign_history_retention;
 extern int	campaign_naptime;
 extern int	campaign_session_timeout;
 extern int	campaign_subscription_interval;
+extern int	campaign_cloud_timeout;
+extern int	campaign_cloud_connect_timeout;
 extern CampaignShared *campaign_shared;
 extern void campaign_require_preload(void);
 extern void campaign_wake_worker(void);

@@ -1,19 +1,41 @@
 /*-------------------------------------------------------------------------
  *
  * remote.c
- *	  libpq connections to the cloud database.
+ *	  libpq connections to the cloud database, with every wait interruptible
+ *	  and bounded.
  *
  * The cloud is the postgres_fdw foreign server named by
  * campaign.cloud_server.  As dblink does with a server name, the connection
  * string is made of the server's options and the current user's mapping
  * options, keeping only those libpq knows (postgres_fdw's own options such
- * as fetch_size are left out).  client_encoding is pinned to the local
- * database encoding, since rows travel in COPY text format.
+ * as fetch_size are left out).  TCP keepalives are on unless the options
+ * say otherwise.
+ *
+ * Nothing here blocks inside libpq.  The connection is non-blocking; the
+ * connect, every send (queries and COPY data) and every result are waited
+ * for with WaitLatchOrSocket, as postgres_fdw's pgfdw_get_result and the
+ * walreceiver do.  So
+ *	  - a signal (SIGTERM at a fast shutdown, a query cancel) is served at
+ *	    once through CHECK_FOR_INTERRUPTS, even mid-batch: the remote
+ *	    transaction is then simply never committed;
+ *	  - a cloud that stops answering fails the wait after
+ *	    campaign.cloud_timeout (campaign.cloud_connect_timeout for the
+ *	    connect), and the caller drops the connection and retries later;
+ *	  - pg_stat_activity shows the wait (wait_event_type Extension) and the
+ *	    step in its query column (cloud_set_step).
+ *
+ * The session is configured as postgres_fdw's configure_remote_session
+ * does, so that values travel in one fixed text form whatever the cloud's
+ * settings: search_path, TimeZone, DateStyle, IntervalStyle,
+ * extra_float_digits, and no statement, lock or idle timeout of the
+ * cloud's own defaults cuts a batch.  client_encoding is the local
+ * database's encoding.
  *
  * Errors from the cloud keep its SQLSTATE, with its message in
  * errdetail_internal, as postgres_fdw's pgfdw_report_error does.  Functions
- * named cloud_try_* return the message instead of raising, for the callers
- * that isolate rejected rows.
+ * named cloud_try_* return the message instead of raising when the cloud
+ * refuses the data (classes 22, 23, 44, P0), for the callers that isolate
+ * rejected rows; any other failure is raised.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,7 +45,9 @@
 #include "foreign/foreign.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "remote.h"
+#include "utils/timestamp.h"
 
 /* Notices of the cloud (IF NOT EXISTS skips...) are not worth a log line. */
 static void
@@ -63,9 +87,147 @@ add_options(List *options, PQconninfoOption *defaults, const char **keywords,
 	}
 }
 
+/* Add keyword=value unless the server or mapping options gave it. */
+static void
+add_default(const char *keyword, const char *value, const char **keywords,
+			const char **values, int *n)
+{
+	int			i;
+
+	for (i = 0; i < *n; i++)
+		if (strcmp(keywords[i], keyword) == 0)
+			return;
+	keywords[*n] = keyword;
+	values[*n] = value;
+	(*n)++;
+}
+
 /*
- * Connect to the cloud server with the current user's mapping.  Raises an
- * error (with the server's name and libpq's message) when it cannot.
+ * Wait until the socket is ready for "events" (WL_SOCKET_*), serving
+ * interrupts, until the deadline; raises an error when it passes.
+ */
+static void
+wait_socket(PGconn *conn, int events, TimestampTz deadline, int timeout_ms,
+			const char *what)
+{
+	for (;;)
+	{
+		long		timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+		int			rc;
+
+		if (timeout <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("cloud server did not answer within %d ms while %s",
+							timeout_ms, what),
+					 errhint("The batch is retried; see campaign.cloud_timeout and campaign.cloud_connect_timeout.")));
+		rc = WaitLatchOrSocket(MyLatch,
+							   WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH | events,
+							   PQsocket(conn), timeout, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			CHECK_FOR_INTERRUPTS();
+		}
+		if (rc & events)
+			return;
+	}
+}
+
+static TimestampTz
+deadline_in(int ms)
+{
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+}
+
+/* Push what libpq buffered to the socket. */
+static void
+flush_output(PGconn *conn)
+{
+	TimestampTz deadline = deadline_in(campaign_cloud_timeout);
+	int			rc;
+
+	while ((rc = PQflush(conn)) != 0)
+	{
+		if (rc < 0)
+			cloud_report(conn, NULL, NULL);
+		wait_socket(conn, WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE, deadline,
+					campaign_cloud_timeout, "sending");
+		/* Read what the server sent meanwhile, so that it cannot block us. */
+		if (!PQconsumeInput(conn))
+			cloud_report(conn, NULL, NULL);
+	}
+}
+
+/*
+ * The next result of the query in progress (NULL when there is none left),
+ * waiting for it without blocking.
+ */
+static PGresult *
+get_result(PGconn *conn)
+{
+	TimestampTz deadline = deadline_in(campaign_cloud_timeout);
+
+	while (PQisBusy(conn))
+	{
+		wait_socket(conn, WL_SOCKET_READABLE, deadline, campaign_cloud_timeout,
+					"waiting for a result");
+		if (!PQconsumeInput(conn))
+			return PQgetResult(conn);	/* carries the connection's error */
+	}
+	return PQgetResult(conn);
+}
+
+/*
+ * The last result of the query in progress, the others discarded (a COPY
+ * IN or OUT state ends the wait: it is the caller's to serve).
+ */
+static PGresult *
+get_last_result(PGconn *conn)
+{
+	PGresult   *last = NULL;
+	PGresult   *res;
+
+	while ((res = get_result(conn)) != NULL)
+	{
+		if (last)
+			PQclear(last);
+		last = res;
+		if (PQresultStatus(res) == PGRES_COPY_IN ||
+			PQresultStatus(res) == PGRES_COPY_OUT ||
+			PQstatus(conn) == CONNECTION_BAD)
+			break;
+	}
+	return last;
+}
+
+/* Send a query with parameters and wait for its result. */
+static PGresult *
+send_and_wait(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
+		cloud_report(conn, NULL, sql);
+	flush_output(conn);
+	return get_last_result(conn);
+}
+
+static const char *const session_settings[] = {
+	"SET search_path = pg_catalog",
+	"SET timezone = 'UTC'",
+	"SET datestyle = ISO",
+	"SET intervalstyle = postgres",
+	"SET extra_float_digits = 3",
+	"SET statement_timeout = 0",
+	"SET lock_timeout = 0",
+	"SET idle_in_transaction_session_timeout = 0",
+	"SET default_transaction_isolation = 'read committed'",
+	"SET session_replication_role = origin",
+};
+
+/*
+ * Connect to the cloud server with the current user's mapping, waiting at
+ * most campaign.cloud_connect_timeout.  Raises an error (with the server's
+ * name and libpq's message) when it cannot.
  */
 PGconn *
 cloud_connect(const char *application_name)
@@ -76,7 +238,9 @@ cloud_connect(const char *application_name)
 	const char **keywords;
 	const char **values;
 	int			n = 0;
-	PGconn	   *conn;
+	PGconn	   *volatile conn;
+	TimestampTz deadline;
+	int			i;
 
 	server = GetForeignServerByName(campaign_cloud_server, true);
 	if (server == NULL)
@@ -91,12 +255,17 @@ cloud_connect(const char *application_name)
 	if (defaults == NULL)
 		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
 	keywords = palloc(sizeof(char *) * (list_length(server->options) +
-										list_length(mapping->options) + 4));
+										list_length(mapping->options) + 10));
 	values = palloc(sizeof(char *) * (list_length(server->options) +
-									  list_length(mapping->options) + 4));
+									  list_length(mapping->options) + 10));
 	add_options(server->options, defaults, keywords, values, &n);
 	add_options(mapping->options, defaults, keywords, values, &n);
 	PQconninfoFree(defaults);
+	add_default("keepalives", "1", keywords, values, &n);
+	add_default("keepalives_idle", "30", keywords, values, &n);
+	add_default("keepalives_interval", "10", keywords, values, &n);
+	add_default("keepalives_count", "3", keywords, values, &n);
+	add_default("tcp_user_timeout", psprintf("%d", campaign_cloud_timeout), keywords, values, &n);
 	keywords[n] = "fallback_application_name";
 	values[n++] = application_name;
 	keywords[n] = "client_encoding";
@@ -104,19 +273,39 @@ cloud_connect(const char *application_name)
 	keywords[n] = NULL;
 	values[n] = NULL;
 
-	conn = PQconnectdbParams(keywords, values, false);
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	conn = PQconnectStartParams(keywords, values, false);
+	if (conn == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	PG_TRY();
 	{
-		char	   *msg = pstrdup(conn ? PQerrorMessage(conn) : "out of memory");
+		PostgresPollingStatusType status = PGRES_POLLING_WRITING;
 
-		if (conn)
-			PQfinish(conn);
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("could not connect to cloud server \"%s\"", server->servername),
-				 errdetail_internal("%s", pchomp(msg))));
+		deadline = deadline_in(campaign_cloud_connect_timeout);
+		while (PQstatus(conn) != CONNECTION_BAD && status != PGRES_POLLING_OK &&
+			   status != PGRES_POLLING_FAILED)
+		{
+			wait_socket(conn, status == PGRES_POLLING_READING ? WL_SOCKET_READABLE
+						: WL_SOCKET_WRITEABLE, deadline,
+						campaign_cloud_connect_timeout, "connecting");
+			status = PQconnectPoll(conn);
+		}
+		if (PQstatus(conn) != CONNECTION_OK)
+			ereport(ERROR,
+					(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+					 errmsg("could not connect to cloud server \"%s\"", server->servername),
+					 errdetail_internal("%s", pchomp(PQerrorMessage(conn)))));
+		PQsetNoticeProcessor(conn, ignore_notice, NULL);
+		if (PQsetnonblocking(conn, 1) != 0)
+			cloud_report(conn, NULL, NULL);
+		for (i = 0; i < lengthof(session_settings); i++)
+			cloud_command(conn, session_settings[i]);
 	}
-	PQsetNoticeProcessor(conn, ignore_notice, NULL);
+	PG_CATCH();
+	{
+		PQfinish(conn);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	return conn;
 }
 
@@ -177,7 +366,7 @@ result_message(PGconn *conn, PGresult *res)
 PGresult *
 cloud_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
-	PGresult   *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult   *res = send_and_wait(conn, sql, nparams, params);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
@@ -192,16 +381,10 @@ cloud_command(PGconn *conn, const char *sql)
 	PQclear(cloud_exec(conn, sql, 0, NULL));
 }
 
-/*
- * Run a command; return NULL on success or the cloud's message when the
- * cloud rejects the data.  Other failures (a lost connection, resources,
- * missing objects) are raised: they are not the rows' fault.
- */
-char *
-cloud_try_exec(PGconn *conn, const char *sql, int nparams,
-			   const char *const *params)
+/* Return NULL for a success, the message of a data error; raise others. */
+static char *
+try_result(PGconn *conn, PGresult *res, const char *sql)
 {
-	PGresult   *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -215,14 +398,30 @@ cloud_try_exec(PGconn *conn, const char *sql, int nparams,
 }
 
 /*
+ * Run a command; return NULL on success or the cloud's message when the
+ * cloud rejects the data.  Other failures (a lost connection, resources,
+ * missing objects) are raised: they are not the rows' fault.
+ */
+char *
+cloud_try_exec(PGconn *conn, const char *sql, int nparams,
+			   const char *const *params)
+{
+	return try_result(conn, send_and_wait(conn, sql, nparams, params), sql);
+}
+
+/*
  * Start "COPY ... FROM STDIN" on the cloud; returns NULL or the cloud's
  * message when it refuses the data.
  */
 char *
 cloud_copy_begin(PGconn *conn, const char *copy_sql)
 {
-	PGresult   *res = PQexec(conn, copy_sql);
+	PGresult   *res;
 
+	if (!PQsendQuery(conn, copy_sql))
+		cloud_report(conn, NULL, copy_sql);
+	flush_output(conn);
+	res = get_last_result(conn);
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
 	{
 		if (PQstatus(conn) != CONNECTION_OK || !rejects_data(res))
@@ -233,7 +432,7 @@ cloud_copy_begin(PGconn *conn, const char *copy_sql)
 	return NULL;
 }
 
-/* Send COPY data (libpq buffers it). */
+/* Send COPY data, waiting (interruptibly) while the socket is full. */
 void
 cloud_copy_send(PGconn *conn, const char *buf, size_t len)
 {
@@ -242,9 +441,15 @@ cloud_copy_send(PGconn *conn, const char *buf, size_t len)
 	while (off < len)
 	{
 		size_t		chunk = Min(len - off, (size_t) 1 << 20);
+		int			rc = PQputCopyData(conn, buf + off, (int) chunk);
 
-		if (PQputCopyData(conn, buf + off, (int) chunk) != 1)
+		if (rc < 0)
 			cloud_report(conn, NULL, "COPY data");
+		if (rc == 0)
+		{
+			flush_output(conn);
+			continue;
+		}
 		off += chunk;
 	}
 }
@@ -255,10 +460,14 @@ cloud_copy_end(PGconn *conn)
 {
 	PGresult   *res;
 	char	   *msg = NULL;
+	int			rc;
 
-	if (PQputCopyEnd(conn, NULL) != 1)
+	while ((rc = PQputCopyEnd(conn, NULL)) == 0)
+		flush_output(conn);
+	if (rc < 0)
 		cloud_report(conn, NULL, "COPY end");
-	res = PQgetResult(conn);
+	flush_output(conn);
+	res = get_result(conn);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
 		if (PQstatus(conn) != CONNECTION_OK || !rejects_data(res))
@@ -267,7 +476,20 @@ cloud_copy_end(PGconn *conn)
 	}
 	else
 		PQclear(res);
-	while ((res = PQgetResult(conn)) != NULL)
+	while ((res = get_result(conn)) != NULL)
 		PQclear(res);
 	return msg;
+}
+
+/* Show the step of the worker in pg_stat_activity.query. */
+void
+cloud_set_step(const char *fmt,...)
+{
+	char		buf[256];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	pgstat_report_activity(STATE_RUNNING, buf);
 }

@@ -20,6 +20,7 @@ extern char *cloud_try_exec(PGconn *conn, const char *sql, int nparams,
 extern char *cloud_copy_begin(PGconn *conn, const char *copy_sql);
 extern void cloud_copy_send(PGconn *conn, const char *buf, size_t len);
 extern char *cloud_copy_end(PGconn *conn);
+extern void cloud_set_step(const char *fmt,...) pg_attribute_printf(1, 2);
 
 /* Cloud-side bookkeeping of the replication (created by deploy). */
 #define CLOUD_WATERMARK_TABLE "campaign_replication.watermark"

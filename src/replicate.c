@@ -2,13 +2,15 @@
  *
  * replicate.c
  *	  One batch of staged changes of one schema, applied to the cloud
- *	  exactly once.
+ *	  exactly once, in a handful of set-based statements.
  *
  * Exactly once without two-phase commit: the cloud keeps, per local
  * database ("origin") and schema, a watermark: the highest _stg_seq whose
  * change is applied there.  A batch
  *	  1. opens a remote transaction and reads the watermark FOR UPDATE (that
- *	     row lock also serializes any two replicators of the same origin);
+ *	     row lock also serializes any two replicators of the same origin),
+ *	     together with the columns the cloud table has: registering a schema
+ *	     is not deploying it, so only the attributes the cloud has are sent;
  *	  2. takes the staging sequence's last value L, then waits for every
  *	     transaction still holding a write lock on the staging table
  *	     (WaitForLockers, as CREATE INDEX CONCURRENTLY does): a row with
@@ -16,36 +18,53 @@
  *	     (watermark, L] is final and no late commit can slip under the mark;
  *	  3. reads the rows of that range, in _stg_seq order, bounded by
  *	     campaign.batch_size rows and campaign.batch_memory bytes;
- *	  4. sends them with COPY and applies them with set-based statements;
- *	  5. records rejected rows locally (_stg_error) and commits that;
+ *	  4. applies them (below);
+ *	  5. records rejected and held rows locally (_stg_error) and commits;
  *	  6. moves the watermark and commits the remote transaction: the
- *	     changes and the watermark commit together, or neither does;
- *	  7. copies the watermark into campaign.schemas.replicated_upto, the
- *	     local view of what is replicated (purge and status use it).
+ *	     changes and the watermark commit together, or neither does.
  * Whatever dies when, the next batch starts from the cloud's watermark:
- * nothing is applied twice or skipped.
+ * nothing is applied twice or skipped.  A cloud whose watermark is behind
+ * ours (restored from a backup) gets what staging still holds again, and
+ * the part already purged here is reported.
  *
- * Applying: the rows go by COPY into a temporary table on the cloud, then
- * one statement per group of rows with the same operation, key and carried
- * attributes (insert; update; upsert = update then insert what matched
- * nothing; delete), each touching only the carried columns.  So that changes
- * apply in staging order, the batch is cut into runs of one group in which
- * no key repeats; runs apply one after the other.  A run of keyless inserts
- * is COPied straight into the cloud table.
+ * Applying.  The batch is cut into segments: maximal runs of changes that
+ * use the same reconciliation key (_key), or of keyless inserts.  A keyless
+ * segment is COPied straight into the cloud table.  A keyed segment is
+ * folded per key, in staging order, to its net effect:
+ *	  - "delete first" when the key saw a delete;
+ *	  - "update": the attributes of every change since the start (or none
+ *	    after a delete), each attribute from the last change that carried
+ *	    it, applied if the key exists in the cloud;
+ *	  - "insert": from the first insert/upsert after the last delete (or the
+ *	    start), merged the same way, applied if the key does not exist.
+ * An update of an absent key thus does nothing, a partial change never
+ * nulls what it did not carry, and a delete followed by an upsert
+ * re-creates the row.  The net rows go to the cloud by one COPY into a
+ * temporary table (emptied at commit, no TRUNCATE), then one DELETE and
+ * one UPDATE ... RETURNING feeding an INSERT apply the whole segment.
+ * Rows of one key never meet twice in a statement, so the statements are
+ * order-free; segments apply in staging order.
  *
- * Rejected rows: each run applies under a savepoint; if the cloud rejects
- * it, the run is applied again row by row, each under its own savepoint,
- * and the rows the cloud refuses are marked in error with its message while
- * the others go through.
+ * Rejected rows.  A segment applies under a savepoint.  When the cloud
+ * refuses it (a data error: classes 22, 23, 44, P0, at COPY or at apply),
+ * it is rolled back and its changes are applied one by one in staging
+ * order, each under its own savepoint.  A change the cloud refuses is
+ * marked in error with its message; every later change of the same key is
+ * held behind it (marked "waiting behind change N ..."), in this batch and
+ * in the next ones, so that campaign.retry_errors() (which re-stages the
+ * rows in error in their order) or campaign.discard_errors() (which drops
+ * the rejected ones and re-stages the held ones) keeps each key's order.
  *
  *-------------------------------------------------------------------------
  */
 #include "campaign.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "replicate.h"
 #include "remote.h"
@@ -58,53 +77,93 @@
 #include "utils/snapmgr.h"
 #include "utils/uuid.h"
 
-/* Rows with the same operation, key and carried attributes. */
-typedef struct ChangeGroup
+/* A _key of the batch: the attributes it names, as sent-attribute indexes. */
+typedef struct KeyDef
 {
-	StagedOperation op;
-	struct varlena *key;		/* _key array, NULL for keyless */
-	struct varlena *carried;	/* _carried array */
-	bool	   *carried_mask;	/* per attribute */
-	int		   *key_atts;
+	struct varlena *key;		/* the _key array */
 	int			nkey;
-	bool		unkeyed;		/* a key attribute was dropped since */
-	char	   *statement;		/* built when first needed */
-} ChangeGroup;
+	int		   *atts;			/* indexes into Batch.sent */
+	bool		unkeyed;		/* names an attribute the cloud or schema lacks */
+} KeyDef;
 
-typedef struct BatchRow
+/* A _carried array of the batch, as a mask over the sent attributes. */
+typedef struct MaskDef
+{
+	struct varlena *carried;
+	bool	   *carries;		/* per sent attribute */
+} MaskDef;
+
+/* One staged change, as read. */
+typedef struct Change
 {
 	int64		seq;
-	int			group;
-	size_t		offset;			/* of its COPY line in Batch.data */
-	int			core_len;		/* "uuid\tattributes" */
-	int			len;			/* whole line, "\tseq\tgroup\n" included */
-} BatchRow;
+	StagedOperation op;
+	int			keydef;			/* index into Batch.keydefs, -1 when keyless */
+	int			mask;			/* index into Batch.masks */
+	bool		keynull;		/* a key value is NULL: it matches nothing */
+	uint64		keyhash;		/* hash of keydef and key values */
+	pg_uuid_t	uuid;
+} Change;
+
+/* A field of a change: COPY-escaped text in Batch.text, len -1 for NULL. */
+typedef struct Field
+{
+	uint32		offset;
+	int32		len;
+} Field;
+
+/* The net effect of one key in a segment. */
+typedef struct NetKey
+{
+	uint64		hash;			/* hash key (dynahash) */
+	int			first;			/* a change of the key, to compare values */
+	bool		deleted;
+	bool		created;
+	int			uuid_from;		/* change whose _uuid a created row takes */
+	int		   *upd;			/* per sent attribute: change giving it, -1 */
+	int		   *ins;
+	bool		any_upd;
+} NetKey;
+
+/* A key held behind a rejected change. */
+typedef struct HeldKey
+{
+	uint64		hash;
+	int64		behind;			/* seq of the rejected change */
+} HeldKey;
 
 typedef struct Batch
 {
 	StagingSchema *schema;
 	char	   *staging;		/* quoted staging table */
 	char	   *target;			/* quoted cloud table */
-	StringInfoData data;		/* COPY lines of all rows */
+	char	   *temp;			/* the temporary table on the cloud */
+	int			nsent;			/* attributes the cloud has */
+	int		   *sent;			/* their indexes in schema->atts */
+	Change	   *changes;
+	int			nchanges;
+	int			maxchanges;
+	Field	   *fields;			/* nsent per change */
+	StringInfoData text;		/* field texts */
+	KeyDef	   *keydefs;
+	int			nkeydefs;
+	MaskDef    *masks;
+	int			nmasks;
+	HTAB	   *held;			/* HeldKey */
 	MemoryContext row_cxt;		/* what converting one row needs */
-	BatchRow   *rows;
-	int			nrows;
-	int			maxrows;
-	ChangeGroup *groups;
-	int			ngroups;
-	int		   *run_ends;		/* index after the last row of each run */
-	int			nruns;
 	BatchResult *result;
-	List	   *rejects;		/* RejectedRow */
+	List	   *marks;			/* Mark: rows to flag locally */
+	int			segno;
 } Batch;
 
-typedef struct RejectedRow
+/* A row to flag in error locally: rejected, or held behind another. */
+typedef struct Mark
 {
 	int64		seq;
 	char	   *message;
-} RejectedRow;
+} Mark;
 
-#define TEMP_TABLE "pg_temp.campaign_batch"
+#define HELD_PREFIX "waiting behind change "
 
 bool		replication_data_sent = false;
 
@@ -117,10 +176,9 @@ append_copy_escaped(StringInfo buf, const char *s)
 
 	for (; *s; s++)
 	{
-		char		c = *s;
 		char		esc;
 
-		switch (c)
+		switch (*s)
 		{
 			case '\\':
 				esc = '\\';
@@ -154,6 +212,15 @@ varlena_equal(struct varlena *a, struct varlena *b)
 		memcmp(a, b, VARSIZE_ANY(a)) == 0;
 }
 
+static struct varlena *
+copy_varlena(struct varlena *v)
+{
+	struct varlena *copy = palloc(VARSIZE_ANY(v));
+
+	memcpy(copy, v, VARSIZE_ANY(v));
+	return copy;
+}
+
 /* The operation of a staged change, from its _operation text. */
 static StagedOperation
 operation_of(Datum d)
@@ -172,9 +239,9 @@ operation_of(Datum d)
 	return STG_OP_INSERT;		/* keep compiler quiet */
 }
 
-/* A UUID in COPY text form, written straight into the batch's data. */
+/* A UUID in its text form. */
 static void
-append_uuid(StringInfo buf, pg_uuid_t *uuid)
+append_uuid(StringInfo buf, const pg_uuid_t *uuid)
 {
 	static const char hex[] = "0123456789abcdef";
 	char		out[36];
@@ -191,78 +258,207 @@ append_uuid(StringInfo buf, pg_uuid_t *uuid)
 	appendBinaryStringInfo(buf, out, sizeof(out));
 }
 
-static struct varlena *
-copy_varlena(struct varlena *v)
+/* The sent-attribute index of a registered attribute name, -1 if none. */
+static int
+sent_index(Batch *b, const char *name)
 {
-	struct varlena *copy = palloc(VARSIZE_ANY(v));
+	CampaignAttribute *a = staging_schema_attribute(b->schema, name);
+	int			i;
 
-	memcpy(copy, v, VARSIZE_ANY(v));
-	return copy;
+	if (a == NULL)
+		return -1;
+	for (i = 0; i < b->nsent; i++)
+		if (b->sent[i] == a - b->schema->atts)
+			return i;
+	return -1;
 }
 
-/*
- * Attribute indexes named in a text[] of attribute names.  Names the schema
- * no longer has (an attribute dropped with force) are left out and counted
- * in *missing.
- */
-static int
-array_attributes(StagingSchema *s, struct varlena *array, int **atts, int *missing)
+static Datum *
+text_array_items(struct varlena *array, int *n)
 {
+	Datum	   *items;
+
+	deconstruct_array(DatumGetArrayTypeP(PointerGetDatum(array)), TEXTOID, -1,
+					  false, TYPALIGN_INT, &items, NULL, n);
+	return items;
+}
+
+static int
+find_keydef(Batch *b, struct varlena *key)
+{
+	KeyDef	   *k;
 	Datum	   *names;
 	int			n;
 	int			i;
-	int			found = 0;
 
-	deconstruct_array(DatumGetArrayTypeP(PointerGetDatum(array)), TEXTOID, -1,
-					  false, TYPALIGN_INT, &names, NULL, &n);
-	*atts = palloc(sizeof(int) * Max(n, 1));
-	*missing = 0;
+	for (i = 0; i < b->nkeydefs; i++)
+		if (varlena_equal(b->keydefs[i].key, key))
+			return i;
+	b->keydefs = b->nkeydefs == 0 ? palloc(sizeof(KeyDef) * 4) :
+		repalloc(b->keydefs, sizeof(KeyDef) * (b->nkeydefs + 4));
+	k = &b->keydefs[b->nkeydefs];
+	k->key = copy_varlena(key);
+	names = text_array_items(key, &n);
+	k->atts = palloc(sizeof(int) * Max(n, 1));
+	k->nkey = 0;
+	k->unkeyed = false;
 	for (i = 0; i < n; i++)
 	{
-		CampaignAttribute *a = staging_schema_attribute(s, TextDatumGetCString(names[i]));
+		int			s = sent_index(b, TextDatumGetCString(names[i]));
 
-		if (a)
-			(*atts)[found++] = a - s->atts;
+		if (s < 0)
+			k->unkeyed = true;
 		else
-			(*missing)++;
+			k->atts[k->nkey++] = s;
 	}
-	return found;
+	k->unkeyed |= (k->nkey == 0);
+	return b->nkeydefs++;
 }
 
 static int
-find_group(Batch *b, StagedOperation op, struct varlena *key,
-		   struct varlena *carried)
+find_mask(Batch *b, struct varlena *carried)
 {
-	ChangeGroup *g;
-	int		   *atts;
+	MaskDef    *m;
+	Datum	   *names;
 	int			n;
-	int			missing;
 	int			i;
 
-	for (i = 0; i < b->ngroups; i++)
-	{
-		g = &b->groups[i];
-		if (g->op == op && varlena_equal(g->key, key) &&
-			varlena_equal(g->carried, carried))
+	for (i = 0; i < b->nmasks; i++)
+		if (varlena_equal(b->masks[i].carried, carried))
 			return i;
-	}
-	b->groups = b->ngroups == 0 ? palloc(sizeof(ChangeGroup) * 8) :
-		repalloc(b->groups, sizeof(ChangeGroup) * (b->ngroups + 8));
-	g = &b->groups[b->ngroups];
-	memset(g, 0, sizeof(ChangeGroup));
-	g->op = op;
-	g->key = key ? copy_varlena(key) : NULL;
-	g->carried = copy_varlena(carried);
-	g->carried_mask = palloc0(sizeof(bool) * Max(b->schema->natts, 1));
-	n = array_attributes(b->schema, carried, &atts, &missing);
+	b->masks = b->nmasks == 0 ? palloc(sizeof(MaskDef) * 8) :
+		repalloc(b->masks, sizeof(MaskDef) * (b->nmasks + 8));
+	m = &b->masks[b->nmasks];
+	m->carried = copy_varlena(carried);
+	m->carries = palloc0(sizeof(bool) * Max(b->nsent, 1));
+	names = text_array_items(carried, &n);
 	for (i = 0; i < n; i++)
-		g->carried_mask[atts[i]] = true;
-	if (key)
 	{
-		g->nkey = array_attributes(b->schema, key, &g->key_atts, &missing);
-		g->unkeyed = (missing > 0);
+		int			s = sent_index(b, TextDatumGetCString(names[i]));
+
+		if (s >= 0)
+			m->carries[s] = true;
 	}
-	return b->ngroups++;
+	return b->nmasks++;
+}
+
+static Field *
+fields_of(Batch *b, int change)
+{
+	return &b->fields[(size_t) change * b->nsent];
+}
+
+/* Hash of a change's key (its _key and the values of the key attributes). */
+static uint64
+key_hash(Batch *b, int c)
+{
+	Change	   *ch = &b->changes[c];
+	KeyDef	   *k = &b->keydefs[ch->keydef];
+	Field	   *f = fields_of(b, c);
+	uint64		h = hash_bytes_extended((unsigned char *) k->key, VARSIZE_ANY(k->key), 0);
+	int			i;
+
+	ch->keynull = false;
+	for (i = 0; i < k->nkey; i++)
+	{
+		Field	   *kf = &f[k->atts[i]];
+
+		if (kf->len < 0)
+			ch->keynull = true;
+		else
+			h = hash_combine64(h, hash_bytes_extended((unsigned char *) b->text.data + kf->offset,
+													  kf->len, i));
+	}
+	return h;
+}
+
+/* Do changes a and b (of one _key) have the same key values? */
+static bool
+same_key(Batch *b, int a, int c)
+{
+	KeyDef	   *k = &b->keydefs[b->changes[a].keydef];
+	Field	   *fa = fields_of(b, a);
+	Field	   *fc = fields_of(b, c);
+	int			i;
+
+	if (b->changes[a].keydef != b->changes[c].keydef)
+		return false;
+	for (i = 0; i < k->nkey; i++)
+	{
+		Field	   *x = &fa[k->atts[i]];
+		Field	   *y = &fc[k->atts[i]];
+
+		if (x->len != y->len ||
+			memcmp(b->text.data + x->offset, b->text.data + y->offset, x->len) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Append one staged row to the batch.  Returns false when the row cannot be
+ * applied at all (its _key names an attribute the cloud lacks) and was
+ * marked instead.
+ */
+static bool
+add_change(Batch *b, HeapTuple tuple, TupleDesc desc)
+{
+	StagingSchema *s = b->schema;
+	bool		isnull;
+	Change	   *ch;
+	Field	   *f;
+	struct varlena *key;
+	MemoryContext old;
+	int			c;
+	int			i;
+
+	if (b->nchanges == b->maxchanges)
+	{
+		b->maxchanges *= 2;
+		b->changes = repalloc_huge(b->changes, sizeof(Change) * b->maxchanges);
+		b->fields = repalloc_huge(b->fields, sizeof(Field) * b->maxchanges * Max(b->nsent, 1));
+	}
+	c = b->nchanges++;
+	ch = &b->changes[c];
+	ch->seq = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+	ch->op = operation_of(SPI_getbinval(tuple, desc, 2, &isnull));
+	key = (struct varlena *) DatumGetPointer(SPI_getbinval(tuple, desc, 3, &isnull));
+	ch->keydef = isnull ? -1 : find_keydef(b, pg_detoast_datum_packed(key));
+	ch->mask = find_mask(b, pg_detoast_datum_packed((struct varlena *)
+													DatumGetPointer(SPI_getbinval(tuple, desc, 4, &isnull))));
+	memcpy(&ch->uuid, DatumGetUUIDP(SPI_getbinval(tuple, desc, 5, &isnull)), sizeof(pg_uuid_t));
+	if (ch->keydef >= 0 && b->keydefs[ch->keydef].unkeyed)
+	{
+		Mark	   *m = palloc(sizeof(Mark));
+
+		m->seq = ch->seq;
+		m->message = pstrdup("the change's _key names an attribute the schema or the cloud table no longer has");
+		b->marks = lappend(b->marks, m);
+		b->result->rejected++;
+		b->nchanges--;
+		return false;
+	}
+
+	f = fields_of(b, c);
+	old = MemoryContextSwitchTo(b->row_cxt);
+	for (i = 0; i < b->nsent; i++)
+	{
+		CampaignAttribute *a = &s->atts[b->sent[i]];
+		Datum		v = SPI_getbinval(tuple, desc, 6 + b->sent[i], &isnull);
+
+		f[i].offset = b->text.len;
+		if (!b->masks[ch->mask].carries[i] || isnull)
+			f[i].len = -1;
+		else
+		{
+			append_copy_escaped(&b->text, OutputFunctionCall(&a->outfunc, v));
+			f[i].len = b->text.len - f[i].offset;
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(b->row_cxt);
+	ch->keyhash = ch->keydef >= 0 ? key_hash(b, c) : 0;
+	return true;
 }
 
 /* The SELECT reading the rows of the staging table in (hw, L]. */
@@ -285,106 +481,19 @@ select_staged_sql(Batch *b)
 }
 
 /*
- * Append one row to the batch, and set *keyhash to the 64-bit hash of its
- * key values (0 when keyless) for the run cutting.  Returns false when the
- * row cannot be applied and was rejected instead.
- */
-static bool
-add_row(Batch *b, HeapTuple tuple, TupleDesc desc, uint64 *keyhash_out)
-{
-	StagingSchema *s = b->schema;
-	bool		isnull;
-	BatchRow   *row;
-	ChangeGroup *g;
-	struct varlena *key;
-	struct varlena *carried;
-	StagedOperation op;
-	MemoryContext old;
-	uint64		keyhash = 0;
-	int			i;
-
-	if (b->nrows == b->maxrows)
-	{
-		b->maxrows *= 2;
-		b->rows = repalloc_huge(b->rows, sizeof(BatchRow) * b->maxrows);
-		b->run_ends = repalloc_huge(b->run_ends, sizeof(int) * (b->maxrows + 1));
-	}
-	row = &b->rows[b->nrows++];
-	row->seq = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-	op = operation_of(SPI_getbinval(tuple, desc, 2, &isnull));
-	key = (struct varlena *) DatumGetPointer(SPI_getbinval(tuple, desc, 3, &isnull));
-	key = isnull ? NULL : pg_detoast_datum_packed(key);
-	carried = pg_detoast_datum_packed((struct varlena *)
-									  DatumGetPointer(SPI_getbinval(tuple, desc, 4, &isnull)));
-	row->group = find_group(b, op, key, carried);
-	g = &b->groups[row->group];
-	if (g->unkeyed)
-	{
-		RejectedRow *r = palloc(sizeof(RejectedRow));
-
-		r->seq = row->seq;
-		r->message = pstrdup("the change's _key names an attribute the schema no longer has");
-		b->rejects = lappend(b->rejects, r);
-		b->result->rejected++;
-		b->nrows--;
-		return false;
-	}
-	b->result->counts[g->op]++;
-
-	row->offset = b->data.len;
-	append_uuid(&b->data, DatumGetUUIDP(SPI_getbinval(tuple, desc, 5, &isnull)));
-	old = MemoryContextSwitchTo(b->row_cxt);
-	for (i = 0; i < s->natts; i++)
-	{
-		Datum		v = SPI_getbinval(tuple, desc, 6 + i, &isnull);
-
-		appendStringInfoChar(&b->data, '\t');
-		if (!g->carried_mask[i] || isnull)
-			appendStringInfoString(&b->data, "\\N");
-		else
-		{
-			char	   *text = OutputFunctionCall(&s->atts[i].outfunc, v);
-			int			k;
-
-			append_copy_escaped(&b->data, text);
-			for (k = 0; k < g->nkey; k++)
-				if (g->key_atts[k] == i)
-					keyhash = hash_combine64(keyhash ^ (uint64) i,
-											 hash_bytes_extended((unsigned char *) text,
-																 strlen(text), 0));
-		}
-	}
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(b->row_cxt);
-	row->core_len = b->data.len - row->offset;
-	appendStringInfo(&b->data, "\t" INT64_FORMAT "\t%d\n", row->seq, row->group);
-	row->len = b->data.len - row->offset;
-	*keyhash_out = g->nkey > 0 ? (keyhash | 1) : 0;
-	return true;
-}
-
-/*
- * Read the rows of (hw, upto] into the batch, cutting runs; stop at the
- * batch bounds.  Returns the seq up to which the batch covers the table.
+ * Read the rows of (hw, upto] into the batch; stop at the batch bounds.
+ * Returns the seq up to which the batch covers the table.
  */
 static int64
-read_rows(Batch *b, int64 hw, int64 upto)
+read_changes(Batch *b, int64 hw, int64 upto)
 {
 	Oid			argtypes[2] = {INT8OID, INT8OID};
 	Datum		args[2] = {Int64GetDatum(hw), Int64GetDatum(upto)};
 	SPIPlanPtr	plan;
 	Portal		portal;
-	HTAB	   *keys;
-	HASHCTL		ctl;
 	size_t		memory_limit = (size_t) campaign_batch_memory * 1024;
+	int64		last_seq = hw;
 	bool		full = false;
-	int			run_start = 0;	/* first row of the current run */
-
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(uint64);
-	ctl.hcxt = CurrentMemoryContext;
-	keys = hash_create("campaign run keys", 1024, &ctl,
-					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	plan = SPI_prepare(select_staged_sql(b), 2, argtypes);
 	if (plan == NULL)
@@ -394,287 +503,622 @@ read_rows(Batch *b, int64 hw, int64 upto)
 	{
 		uint64		i;
 
+		CHECK_FOR_INTERRUPTS();
 		SPI_cursor_fetch(portal, true, 1000);
 		if (SPI_processed == 0)
 			break;
-		for (i = 0; i < SPI_processed; i++)
+		for (i = 0; i < SPI_processed && !full; i++)
 		{
-			uint64		keyhash;
-			int			row;
+			bool		isnull;
 
-			if (!add_row(b, SPI_tuptable->vals[i], SPI_tuptable->tupdesc, &keyhash))
-				continue;
-			row = b->nrows - 1;
-
-			/*
-			 * A run holds rows of one group (applied by one statement) whose
-			 * keys do not repeat, so that its rows may apply in any order.
-			 */
-			if (row > run_start)
-			{
-				bool		found = false;
-
-				if (keyhash != 0)
-					hash_search(keys, &keyhash, HASH_FIND, &found);
-				if (found || b->rows[row].group != b->rows[run_start].group)
-				{
-					b->run_ends[b->nruns++] = row;
-					run_start = row;
-					hash_destroy(keys);
-					keys = hash_create("campaign run keys", 1024, &ctl,
-									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-				}
-			}
-			if (keyhash != 0)
-				hash_search(keys, &keyhash, HASH_ENTER, NULL);
-			if (b->nrows >= campaign_batch_size || b->data.len >= memory_limit)
-			{
-				full = true;
-				break;
-			}
+			last_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+			add_change(b, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+			full = b->nchanges >= campaign_batch_size ||
+				(size_t) b->text.len + (size_t) b->nchanges * b->nsent * sizeof(Field) >= memory_limit;
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
-	hash_destroy(keys);
-	if (b->nrows > 0)
-		b->run_ends[b->nruns++] = b->nrows;
-	return full ? b->rows[b->nrows - 1].seq : upto;
+	return full ? last_seq : upto;
+}
+
+/*
+ * The keys that already have a change in error: their later changes are
+ * held behind it.  The rows in error are found through the staging table's
+ * partial index on them.
+ */
+static void
+load_held_keys(Batch *b)
+{
+	StagingSchema *s = b->schema;
+	StringInfoData sql;
+	uint64		i;
+	int			j;
+
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT " STG_COL_SEQ ", " STG_COL_OPERATION ", "
+						   STG_COL_KEY ", " STG_COL_CARRIED ", " STG_COL_UUID);
+	for (j = 0; j < s->natts; j++)
+		appendStringInfo(&sql, ", %s", quote_identifier(s->atts[j].sqlname));
+	appendStringInfo(&sql, " FROM %s WHERE " STG_COL_ERROR " IS NOT NULL AND "
+					 STG_COL_KEY " IS NOT NULL ORDER BY " STG_COL_SEQ, b->staging);
+	SPI_execute(sql.data, true, 0);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		int			c;
+		bool		found;
+		HeldKey    *h;
+
+		if (!add_change(b, SPI_tuptable->vals[i], SPI_tuptable->tupdesc))
+		{
+			/* Not a key the batch can match: forget the mark add_change made. */
+			b->marks = list_delete_last(b->marks);
+			b->result->rejected--;
+			continue;
+		}
+		c = b->nchanges - 1;
+		if (!b->changes[c].keynull)
+		{
+			h = hash_search(b->held, &b->changes[c].keyhash, HASH_ENTER, &found);
+			if (!found)
+				h->behind = b->changes[c].seq;
+		}
+		b->nchanges--;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	/* The texts of those rows are not needed any more. */
+	resetStringInfo(&b->text);
 }
 
 /* ---------- applying on the cloud ---------- */
 
-static const char *
-batch_match(void)
-{
-	return "b._grp = $3 AND b._seq BETWEEN $1 AND $2";
-}
-
-static char *
-group_statement(Batch *b, ChangeGroup *g)
-{
-	StagingSchema *s = b->schema;
-	StringInfoData cols;
-	StringInfoData bcols;
-	StringInfoData sets;
-	StringInfoData keys;
-	StringInfoData sql;
-	int			i;
-
-	initStringInfo(&cols);
-	initStringInfo(&bcols);
-	initStringInfo(&sets);
-	initStringInfo(&keys);
-	initStringInfo(&sql);
-	for (i = 0; i < s->natts; i++)
-	{
-		const char *col;
-
-		if (!g->carried_mask[i])
-			continue;
-		col = quote_identifier(s->atts[i].sqlname);
-		appendStringInfo(&cols, ", %s", col);
-		appendStringInfo(&bcols, ", b.%s", col);
-		appendStringInfo(&sets, "%s%s = b.%s", sets.len ? ", " : "", col, col);
-	}
-	for (i = 0; i < g->nkey; i++)
-	{
-		const char *col = quote_identifier(s->atts[g->key_atts[i]].sqlname);
-
-		appendStringInfo(&keys, " AND t.%s = b.%s", col, col);
-	}
-
-	switch (g->op)
-	{
-		case STG_OP_DELETE:
-			appendStringInfo(&sql, "DELETE FROM %s t USING " TEMP_TABLE " b WHERE %s%s",
-							 b->target, batch_match(), keys.data);
-			break;
-		case STG_OP_UPDATE:
-			appendStringInfo(&sql, "UPDATE %s t SET %s FROM " TEMP_TABLE " b WHERE %s%s",
-							 b->target, sets.data, batch_match(), keys.data);
-			break;
-		case STG_OP_INSERT:
-		case STG_OP_INSERT_OR_UPDATE:
-			if (g->nkey == 0)
-			{
-				appendStringInfo(&sql, "INSERT INTO %s (_uuid%s) SELECT b._uuid%s FROM "
-								 TEMP_TABLE " b WHERE %s ORDER BY b._seq",
-								 b->target, cols.data, bcols.data, batch_match());
-				break;
-			}
-			appendStringInfo(&sql,
-							 "WITH u AS (UPDATE %s t SET %s FROM " TEMP_TABLE " b"
-							 " WHERE %s%s RETURNING b._seq)"
-							 " INSERT INTO %s (_uuid%s) SELECT b._uuid%s FROM " TEMP_TABLE " b"
-							 " WHERE %s AND b._seq NOT IN (SELECT _seq FROM u) ORDER BY b._seq",
-							 b->target, sets.data, batch_match(), keys.data,
-							 b->target, cols.data, bcols.data, batch_match());
-			break;
-	}
-	return sql.data;
-}
-
-/* The batch's temporary table on the cloud, created outside any savepoint. */
+/* The temporary table rows travel through, one per schema shape. */
 static void
 create_temp_table(PGconn *conn, Batch *b)
 {
-	StringInfoData sql;
+	StringInfoData cols;
 	int			i;
 
-	initStringInfo(&sql);
-	appendStringInfoString(&sql, "CREATE TEMP TABLE campaign_batch (_uuid uuid");
-	for (i = 0; i < b->schema->natts; i++)
-		appendStringInfo(&sql, ", %s %s", quote_identifier(b->schema->atts[i].sqlname),
-						 b->schema->atts[i].sqltype);
-	appendStringInfoString(&sql, ", _seq bigint, _grp integer) ON COMMIT DROP");
-	cloud_command(conn, sql.data);
+	initStringInfo(&cols);
+	for (i = 0; i < b->nsent; i++)
+	{
+		CampaignAttribute *a = &b->schema->atts[b->sent[i]];
+
+		appendStringInfo(&cols, ", %s %s", quote_identifier(a->sqlname), a->sqltype);
+	}
+	b->temp = psprintf("campaign_rows_%08x",
+					   (unsigned) hash_bytes((unsigned char *) cols.data, cols.len));
+	cloud_command(conn, psprintf("CREATE TEMP TABLE IF NOT EXISTS %s"
+								 " (_seg integer, _n bigint, _kind \"char\", _m text,"
+								 " _uuid uuid%s) ON COMMIT DELETE ROWS",
+								 b->temp, cols.data));
+	b->temp = psprintf("pg_temp.%s", b->temp);
 }
 
-/*
- * COPY rows [first, end) to the cloud: whole lines into the temporary
- * table, or (direct) their "uuid\tattributes" part into the cloud table.
- */
-static char *
-copy_rows(PGconn *conn, Batch *b, int first, int end, bool direct)
+/* Append one line for the temporary table; src[i] gives attribute i's change. */
+static void
+append_line(Batch *b, StringInfo buf, int64 n, char kind, int uuid_from, int *src)
 {
-	StringInfoData sql;
-	char	   *msg;
 	int			i;
 
-	initStringInfo(&sql);
-	if (direct)
-	{
-		appendStringInfo(&sql, "COPY %s (_uuid", b->target);
-		for (i = 0; i < b->schema->natts; i++)
-			appendStringInfo(&sql, ", %s", quote_identifier(b->schema->atts[i].sqlname));
-		appendStringInfoString(&sql, ") FROM STDIN");
-	}
+	appendStringInfo(buf, "%d\t" INT64_FORMAT "\t%c\t", b->segno, n, kind);
+	for (i = 0; i < b->nsent; i++)
+		appendStringInfoChar(buf, src[i] >= 0 ? '1' : '0');
+	appendStringInfoChar(buf, '\t');
+	if (uuid_from >= 0)
+		append_uuid(buf, &b->changes[uuid_from].uuid);
 	else
-		appendStringInfoString(&sql, "COPY " TEMP_TABLE " FROM STDIN");
-	if ((msg = cloud_copy_begin(conn, sql.data)) != NULL)
+		appendStringInfoString(buf, "\\N");
+	for (i = 0; i < b->nsent; i++)
+	{
+		Field	   *f = src[i] >= 0 ? &fields_of(b, src[i])[i] : NULL;
+
+		appendStringInfoChar(buf, '\t');
+		if (f == NULL || f->len < 0)
+			appendStringInfoString(buf, "\\N");
+		else
+			appendBinaryStringInfo(buf, b->text.data + f->offset, f->len);
+	}
+	appendStringInfoChar(buf, '\n');
+}
+
+/* COPY data into a table of the cloud; returns NULL or the cloud's message. */
+static char *
+copy_data(PGconn *conn, const char *copy_sql, StringInfo data)
+{
+	char	   *msg;
+
+	if ((msg = cloud_copy_begin(conn, copy_sql)) != NULL)
 		return msg;
-	if (direct)
-	{
-		for (i = first; i < end; i++)
-		{
-			cloud_copy_send(conn, b->data.data + b->rows[i].offset, b->rows[i].core_len);
-			cloud_copy_send(conn, "\n", 1);
-		}
-	}
-	else
-		cloud_copy_send(conn, b->data.data + b->rows[first].offset,
-						b->rows[end - 1].offset + b->rows[end - 1].len -
-						b->rows[first].offset);
+	cloud_copy_send(conn, data->data, data->len);
 	return cloud_copy_end(conn);
 }
 
 static char *
-exec_group(PGconn *conn, Batch *b, int group, int64 lo, int64 hi)
+copy_to_temp(PGconn *conn, Batch *b, StringInfo data)
 {
-	ChangeGroup *g = &b->groups[group];
-	char		los[32],
-				his[32],
-				grp[16];
-	const char *params[3] = {los, his, grp};
+	return copy_data(conn, psprintf("COPY %s FROM STDIN", b->temp), data);
+}
 
-	if (g->statement == NULL)
-		g->statement = group_statement(b, g);
-	snprintf(los, sizeof(los), INT64_FORMAT, lo);
-	snprintf(his, sizeof(his), INT64_FORMAT, hi);
-	snprintf(grp, sizeof(grp), "%d", group);
-	return cloud_try_exec(conn, g->statement, 3, params);
+/* "AND t.k1 = b.k1 ..." for a _key. */
+static char *
+key_match(Batch *b, KeyDef *k)
+{
+	StringInfoData sql;
+	int			i;
+
+	initStringInfo(&sql);
+	for (i = 0; i < k->nkey; i++)
+	{
+		const char *col = quote_identifier(b->schema->atts[b->sent[k->atts[i]]].sqlname);
+
+		appendStringInfo(&sql, " AND t.%s = b.%s", col, col);
+	}
+	return sql.data;
 }
 
 /*
- * Apply the run of rows [first, end), all of one group, with one statement
- * (keyless inserts: one COPY); returns NULL or the cloud's message.
+ * The value of sent attribute i in a row of the temporary table: the
+ * carried value, else (update) the cloud's or (insert) the default.
  */
 static char *
-apply_run(PGconn *conn, Batch *b, int first, int end)
+column_value(Batch *b, int i, bool for_update, bool all_carry)
 {
-	int			group = b->rows[first].group;
-	ChangeGroup *g = &b->groups[group];
-	char	   *msg;
+	CampaignAttribute *a = &b->schema->atts[b->sent[i]];
+	const char *col = quote_identifier(a->sqlname);
 
-	if (g->op == STG_OP_INSERT && g->nkey == 0)
-		return copy_rows(conn, b, first, end, true);
-
-	cloud_command(conn, "TRUNCATE " TEMP_TABLE);
-	if ((msg = copy_rows(conn, b, first, end, false)) != NULL)
-		return msg;
-	return exec_group(conn, b, group, b->rows[first].seq, b->rows[end - 1].seq);
+	if (all_carry)
+		return psprintf("b.%s", col);
+	if (for_update)
+		return psprintf("CASE WHEN substr(b._m, %d, 1) = '1' THEN b.%s ELSE t.%s END",
+						i + 1, col, col);
+	if (a->default_value == NULL)
+		return psprintf("b.%s", col);
+	return psprintf("CASE WHEN substr(b._m, %d, 1) = '1' THEN b.%s ELSE %s::%s END",
+					i + 1, col, quote_literal_cstr(a->default_value), a->sqltype);
 }
 
-/* The run was rejected: apply it row by row, isolating the bad rows. */
-static void
-apply_rows_one_by_one(PGconn *conn, Batch *b, int first, int end)
+/*
+ * The statement applying rows of the temporary table selected by "where":
+ * kind 'D' deletes, 'U' updates, 'I' inserts where the updates (if any)
+ * matched nothing.  upd_cols/ins_cols say which attributes appear
+ * (NULL: all), all_* whether every row carries them.
+ */
+static char *
+apply_statement(Batch *b, KeyDef *k, char kind, const char *where,
+				bool *upd_cols, bool upd_all, bool *ins_cols, bool ins_all,
+				bool with_update)
 {
-	char	   *msg;
+	StringInfoData sql;
+	StringInfoData sets;
+	StringInfoData cols;
+	StringInfoData vals;
 	int			i;
 
-	cloud_command(conn, "TRUNCATE " TEMP_TABLE);
-	/* Each row is then found by its _seq, not by scanning the whole run. */
-	cloud_command(conn, "CREATE INDEX IF NOT EXISTS campaign_batch_seq ON " TEMP_TABLE " (_seq)");
-	if ((msg = copy_rows(conn, b, first, end, false)) != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FDW_ERROR),
-				 errmsg("cloud server refused the batch's rows"),
-				 errdetail_internal("%s", msg)));
-	for (i = first; i < end; i++)
+	initStringInfo(&sql);
+	initStringInfo(&sets);
+	initStringInfo(&cols);
+	initStringInfo(&vals);
+	if (kind == 'D')
 	{
-		BatchRow   *row = &b->rows[i];
+		appendStringInfo(&sql, "DELETE FROM %s t USING %s b WHERE %s AND b._kind = 'D'%s",
+						 b->target, b->temp, where, key_match(b, k));
+		return sql.data;
+	}
+	for (i = 0; i < b->nsent; i++)
+	{
+		const char *col = quote_identifier(b->schema->atts[b->sent[i]].sqlname);
 
-		cloud_command(conn, "SAVEPOINT campaign_row");
-		msg = exec_group(conn, b, row->group, row->seq, row->seq);
-		if (msg == NULL)
+		if (with_update && (upd_cols == NULL || upd_cols[i]))
+			appendStringInfo(&sets, "%s%s = %s", sets.len ? ", " : "", col,
+							 column_value(b, i, true, upd_all));
+		if (kind == 'I' && (ins_cols == NULL || ins_cols[i] ||
+							b->schema->atts[b->sent[i]].default_value != NULL))
 		{
-			cloud_command(conn, "RELEASE SAVEPOINT campaign_row");
-			continue;
-		}
-		cloud_command(conn, "ROLLBACK TO SAVEPOINT campaign_row");
-		cloud_command(conn, "RELEASE SAVEPOINT campaign_row");
-		{
-			RejectedRow *r = palloc(sizeof(RejectedRow));
-
-			r->seq = row->seq;
-			r->message = msg;
-			b->rejects = lappend(b->rejects, r);
-			b->result->counts[b->groups[row->group].op]--;
-			b->result->rejected++;
+			appendStringInfo(&cols, ", %s", col);
+			appendStringInfo(&vals, ", %s", column_value(b, i, false, ins_all));
 		}
 	}
+	if (kind == 'U' || (with_update && kind == 'I'))
+	{
+		/* An update with nothing to set still tells which keys exist. */
+		if (sets.len == 0)
+			appendStringInfo(&sets, "%s = t.%s",
+							 quote_identifier(b->schema->atts[b->sent[k->atts[0]]].sqlname),
+							 quote_identifier(b->schema->atts[b->sent[k->atts[0]]].sqlname));
+		appendStringInfo(&sql, "%sUPDATE %s t SET %s FROM %s b WHERE %s AND b._kind = 'U'%s",
+						 kind == 'I' ? "WITH u AS (" : "", b->target, sets.data, b->temp,
+						 where, key_match(b, k));
+		if (kind == 'U')
+			return sql.data;
+		appendStringInfoString(&sql, " RETURNING b._n) ");
+	}
+	appendStringInfo(&sql, "INSERT INTO %s (_uuid%s) SELECT b._uuid%s FROM %s b"
+					 " WHERE %s AND b._kind = 'I'%s ORDER BY b._n",
+					 b->target, cols.data, vals.data, b->temp, where,
+					 with_update ? " AND b._n NOT IN (SELECT _n FROM u)" : "");
+	return sql.data;
+}
+
+/* Run a statement with the segment number as $1; NULL or the data error. */
+static char *
+exec_segment(PGconn *conn, Batch *b, const char *sql)
+{
+	char		seg[16];
+	const char *params[1] = {seg};
+
+	snprintf(seg, sizeof(seg), "%d", b->segno);
+	return cloud_try_exec(conn, sql, 1, params);
+}
+
+/* A keyless segment: COPY straight into the cloud table. */
+static char *
+apply_keyless(PGconn *conn, Batch *b, int first, int end)
+{
+	StringInfoData sql;
+	StringInfoData data;
+	int			c;
+	int			i;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "COPY %s (_uuid", b->target);
+	for (i = 0; i < b->nsent; i++)
+		appendStringInfo(&sql, ", %s", quote_identifier(b->schema->atts[b->sent[i]].sqlname));
+	appendStringInfoString(&sql, ") FROM STDIN");
+	initStringInfo(&data);
+	for (c = first; c < end; c++)
+	{
+		Field	   *f = fields_of(b, c);
+
+		append_uuid(&data, &b->changes[c].uuid);
+		for (i = 0; i < b->nsent; i++)
+		{
+			appendStringInfoChar(&data, '\t');
+			if (f[i].len < 0)
+				appendStringInfoString(&data, "\\N");
+			else
+				appendBinaryStringInfo(&data, b->text.data + f[i].offset, f[i].len);
+		}
+		appendStringInfoChar(&data, '\n');
+	}
+	return copy_data(conn, sql.data, &data);
+}
+
+/* Merge change c's carried attributes into a per-attribute source array. */
+static void
+merge_into(Batch *b, int *src, int c)
+{
+	bool	   *carries = b->masks[b->changes[c].mask].carries;
+	int			i;
+
+	for (i = 0; i < b->nsent; i++)
+		if (carries[i])
+			src[i] = c;
+}
+
+/*
+ * A keyed segment [first, end): fold per key, COPY the net rows, apply
+ * them with a DELETE and an UPDATE feeding an INSERT.  Returns NULL, or the
+ * cloud's message when it refused the data.
+ */
+static char *
+apply_keyed(PGconn *conn, Batch *b, int first, int end)
+{
+	KeyDef	   *k = &b->keydefs[b->changes[first].keydef];
+	HASHCTL		ctl;
+	HTAB	   *keys;
+	NetKey	  **order;
+	int			nkeys = 0;
+	StringInfoData data;
+	bool	   *upd_cols = palloc0(sizeof(bool) * Max(b->nsent, 1));
+	bool	   *ins_cols = palloc0(sizeof(bool) * Max(b->nsent, 1));
+	bool		upd_all = true,
+				ins_all = true,
+				any_delete = false,
+				any_update = false,
+				any_insert = false;
+	char		where[] = "b._seg = $1";
+	char	   *msg;
+	int			c;
+	int			i;
+
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(NetKey);
+	ctl.hcxt = CurrentMemoryContext;
+	keys = hash_create("campaign net keys", Max(end - first, 16), &ctl,
+					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	order = palloc(sizeof(NetKey *) * (end - first));
+
+	for (c = first; c < end; c++)
+	{
+		Change	   *ch = &b->changes[c];
+		NetKey	   *nk;
+		bool		found = false;
+
+		if (ch->keynull)
+		{
+			/* A NULL key value matches nothing: the change stands alone. */
+			nk = palloc(sizeof(NetKey));
+		}
+		else
+		{
+			nk = hash_search(keys, &ch->keyhash, HASH_ENTER, &found);
+			if (found && !same_key(b, nk->first, c))
+				elog(ERROR, "campaign: 64-bit key hash collision in a batch of %s",
+					 b->schema->xtkschema);
+		}
+		if (!found)
+		{
+			nk->first = c;
+			nk->deleted = nk->created = nk->any_upd = false;
+			nk->uuid_from = -1;
+			nk->upd = palloc(sizeof(int) * Max(b->nsent, 1));
+			nk->ins = palloc(sizeof(int) * Max(b->nsent, 1));
+			for (i = 0; i < b->nsent; i++)
+				nk->upd[i] = nk->ins[i] = -1;
+			order[nkeys++] = nk;
+		}
+		b->result->counts[ch->op]++;
+		switch (ch->op)
+		{
+			case STG_OP_DELETE:
+				nk->deleted = true;
+				nk->created = false;
+				nk->any_upd = false;
+				for (i = 0; i < b->nsent; i++)
+					nk->upd[i] = nk->ins[i] = -1;
+				break;
+			case STG_OP_INSERT:
+			case STG_OP_INSERT_OR_UPDATE:
+				if (!nk->created)
+				{
+					nk->created = true;
+					nk->uuid_from = c;
+				}
+				merge_into(b, nk->ins, c);
+				if (!nk->deleted)
+				{
+					merge_into(b, nk->upd, c);
+					nk->any_upd = true;
+				}
+				break;
+			case STG_OP_UPDATE:
+				if (nk->created)
+					merge_into(b, nk->ins, c);
+				if (!nk->deleted)
+				{
+					merge_into(b, nk->upd, c);
+					nk->any_upd = true;
+				}
+				break;
+		}
+	}
+
+	/* Which attributes the statements need. */
+	for (i = 0; i < nkeys; i++)
+	{
+		NetKey	   *nk = order[i];
+		int			j;
+
+		any_delete |= nk->deleted;
+		any_update |= nk->any_upd;
+		any_insert |= nk->created;
+		for (j = 0; j < b->nsent; j++)
+		{
+			upd_cols[j] |= nk->any_upd && nk->upd[j] >= 0;
+			ins_cols[j] |= nk->created && nk->ins[j] >= 0;
+		}
+	}
+
+	/*
+	 * The lines: every line carries the key values (a delete's line takes
+	 * them from the key's first change).
+	 */
+	initStringInfo(&data);
+	for (i = 0; i < nkeys; i++)
+	{
+		NetKey	   *nk = order[i];
+		int		   *keysrc = palloc(sizeof(int) * Max(b->nsent, 1));
+		int			j;
+
+		for (j = 0; j < b->nsent; j++)
+			keysrc[j] = -1;
+		for (j = 0; j < k->nkey; j++)
+			keysrc[k->atts[j]] = nk->first;
+		if (nk->deleted)
+			append_line(b, &data, i, 'D', -1, keysrc);
+		if (nk->any_upd)
+		{
+			for (j = 0; j < k->nkey; j++)
+				if (nk->upd[k->atts[j]] < 0)
+					nk->upd[k->atts[j]] = nk->first;
+			append_line(b, &data, i, 'U', -1, nk->upd);
+			for (j = 0; j < b->nsent; j++)
+				if (upd_cols[j] && nk->upd[j] < 0)
+					upd_all = false;
+		}
+		if (nk->created)
+		{
+			append_line(b, &data, i, 'I', nk->uuid_from, nk->ins);
+			for (j = 0; j < b->nsent; j++)
+				if ((ins_cols[j] || b->schema->atts[b->sent[j]].default_value) &&
+					nk->ins[j] < 0)
+					ins_all = false;
+		}
+		pfree(keysrc);
+	}
+	hash_destroy(keys);
+
+	cloud_set_step("replicating %s: COPY %d net rows of %d changes", b->schema->xtkschema,
+				   nkeys, end - first);
+	if ((msg = copy_to_temp(conn, b, &data)) != NULL)
+		return msg;
+	cloud_set_step("replicating %s: applying %d keys", b->schema->xtkschema, nkeys);
+	if (any_delete &&
+		(msg = exec_segment(conn, b, apply_statement(b, k, 'D', where, NULL, true,
+													  NULL, true, false))) != NULL)
+		return msg;
+	if (any_insert)
+		return exec_segment(conn, b, apply_statement(b, k, 'I', where, upd_cols, upd_all,
+													  ins_cols, ins_all, any_update));
+	if (any_update)
+		return exec_segment(conn, b, apply_statement(b, k, 'U', where, upd_cols, upd_all,
+													  NULL, true, true));
+	return NULL;
+}
+
+/* ---------- rejected rows ---------- */
+
+static void
+mark(Batch *b, int64 seq, char *message)
+{
+	Mark	   *m = palloc(sizeof(Mark));
+
+	m->seq = seq;
+	m->message = message;
+	b->marks = lappend(b->marks, m);
+}
+
+/* Is change c's key held behind a rejected change?  Returns its seq or 0. */
+static int64
+held_behind(Batch *b, int c)
+{
+	Change	   *ch = &b->changes[c];
+	HeldKey    *h;
+
+	if (ch->keydef < 0 || ch->keynull)
+		return 0;
+	h = hash_search(b->held, &ch->keyhash, HASH_FIND, NULL);
+	return h ? h->behind : 0;
+}
+
+static char *
+held_message(int64 behind)
+{
+	return psprintf(HELD_PREFIX INT64_FORMAT " of the same key, which the cloud rejected",
+					behind);
+}
+
+/*
+ * The segment was refused: apply its changes one by one in staging order,
+ * each under a savepoint, through the statements of a one-row segment.
+ * A refused change is marked, and the later changes of its key are held.
+ */
+static void
+apply_one_by_one(PGconn *conn, Batch *b, int first, int end, bool keyless)
+{
+	int			c;
+
+	for (c = first; c < end; c++)
+	{
+		Change	   *ch = &b->changes[c];
+		char	   *msg;
+		int64		behind = held_behind(b, c);
+
+		CHECK_FOR_INTERRUPTS();
+		if (behind)
+		{
+			mark(b, ch->seq, held_message(behind));
+			b->result->held++;
+			continue;
+		}
+		b->segno++;
+		cloud_command(conn, "SAVEPOINT campaign_change");
+		msg = keyless ? apply_keyless(conn, b, c, c + 1) : apply_keyed(conn, b, c, c + 1);
+		if (keyless)
+			b->result->counts[ch->op]++;
+		if (msg == NULL)
+		{
+			cloud_command(conn, "RELEASE SAVEPOINT campaign_change");
+			continue;
+		}
+		cloud_command(conn, "ROLLBACK TO SAVEPOINT campaign_change");
+		cloud_command(conn, "RELEASE SAVEPOINT campaign_change");
+		mark(b, ch->seq, msg);
+		b->result->counts[ch->op]--;
+		b->result->rejected++;
+		if (ch->keydef >= 0 && !ch->keynull)
+		{
+			HeldKey    *h = hash_search(b->held, &ch->keyhash, HASH_ENTER, NULL);
+
+			h->behind = ch->seq;
+		}
+	}
+}
+
+/* Can change c join a segment of keydef "keydef"? */
+static bool
+joins_segment(Batch *b, int c, int keydef)
+{
+	Change	   *ch = &b->changes[c];
+
+	return ch->keydef == keydef && held_behind(b, c) == 0;
+}
+
+/* Apply the segment [first, end) under a savepoint, isolating rejects. */
+static void
+apply_segment(PGconn *conn, Batch *b, int first, int end)
+{
+	bool		keyless = b->changes[first].keydef < 0;
+	int			op;
+	int64		before[4];
+	char	   *msg;
+
+	b->segno++;
+	for (op = 0; op < 4; op++)
+		before[op] = b->result->counts[op];
+	cloud_command(conn, "SAVEPOINT campaign_segment");
+	if (keyless)
+	{
+		cloud_set_step("replicating %s: COPY %d inserts", b->schema->xtkschema, end - first);
+		msg = apply_keyless(conn, b, first, end);
+		if (msg == NULL)
+			b->result->counts[STG_OP_INSERT] += end - first;
+	}
+	else
+		msg = apply_keyed(conn, b, first, end);
+	if (msg == NULL)
+	{
+		cloud_command(conn, "RELEASE SAVEPOINT campaign_segment");
+		return;
+	}
+	ereport(LOG,
+			(errmsg("campaign: %s: cloud rejected %d staged changes applied together, applying them one by one",
+					b->schema->xtkschema, end - first),
+			 errdetail_internal("%s", msg)));
+	cloud_command(conn, "ROLLBACK TO SAVEPOINT campaign_segment");
+	for (op = 0; op < 4; op++)
+		b->result->counts[op] = before[op];
+	apply_one_by_one(conn, b, first, end, keyless);
+	cloud_command(conn, "RELEASE SAVEPOINT campaign_segment");
 }
 
 static void
 apply_batch(PGconn *conn, Batch *b)
 {
 	int			first = 0;
-	int			r;
 
 	replication_data_sent = true;
 	create_temp_table(conn, b);
-	for (r = 0; r < b->nruns; r++)
+	while (first < b->nchanges)
 	{
-		int			end = b->run_ends[r];
-		char	   *msg;
+		int			keydef = b->changes[first].keydef;
+		int			end = first + 1;
+		int64		behind = held_behind(b, first);
 
-		if (end <= first)
-			continue;
-		cloud_command(conn, "SAVEPOINT campaign_run");
-		if ((msg = apply_run(conn, b, first, end)) == NULL)
-			cloud_command(conn, "RELEASE SAVEPOINT campaign_run");
-		else
+		CHECK_FOR_INTERRUPTS();
+		if (behind)
 		{
-			ereport(LOG,
-					(errmsg("campaign: %s: cloud rejected %d staged changes applied together, applying them one by one",
-							b->schema->xtkschema, end - first),
-					 errdetail_internal("%s", msg)));
-			cloud_command(conn, "ROLLBACK TO SAVEPOINT campaign_run");
-			apply_rows_one_by_one(conn, b, first, end);
-			cloud_command(conn, "RELEASE SAVEPOINT campaign_run");
+			mark(b, b->changes[first].seq, held_message(behind));
+			b->result->held++;
+			first++;
+			continue;
 		}
+		while (end < b->nchanges && joins_segment(b, end, keydef))
+			end++;
+		apply_segment(conn, b, first, end);
 		first = end;
 	}
 }
@@ -682,30 +1126,35 @@ apply_batch(PGconn *conn, Batch *b)
 /* ---------- the batch ---------- */
 
 static void
-mark_rejected(Batch *b)
+mark_locally(Batch *b)
 {
 	ListCell   *lc;
 	char	   *sql = psprintf("UPDATE %s SET " STG_COL_ERROR " = $2 WHERE " STG_COL_SEQ " = $1",
 							   b->staging);
 	Oid			argtypes[2] = {INT8OID, TEXTOID};
-	RejectedRow *first;
+	Mark	   *first = NULL;
+	int			rejected = 0;
 
-	if (b->rejects == NIL)
-		return;
-	foreach(lc, b->rejects)
+	foreach(lc, b->marks)
 	{
-		RejectedRow *r = lfirst(lc);
-		Datum		args[2] = {Int64GetDatum(r->seq), CStringGetTextDatum(r->message)};
+		Mark	   *m = lfirst(lc);
+		Datum		args[2] = {Int64GetDatum(m->seq), CStringGetTextDatum(m->message)};
 
 		SPI_execute_with_args(sql, 2, argtypes, args, NULL, false, 0);
+		if (strncmp(m->message, HELD_PREFIX, strlen(HELD_PREFIX)) != 0)
+		{
+			rejected++;
+			if (first == NULL)
+				first = m;
+		}
 	}
-	first = linitial(b->rejects);
-	ereport(WARNING,
-			(errmsg("campaign: cloud rejected %d staged changes of %s",
-					list_length(b->rejects), b->schema->xtkschema),
-			 errdetail_internal("First, change " INT64_FORMAT ": %s", first->seq,
-								first->message),
-			 errhint("The rows are kept with _stg_error set; fix the cause, then call campaign.retry_errors() or campaign.discard_errors().")));
+	if (first)
+		ereport(WARNING,
+				(errmsg("campaign: cloud rejected %d staged changes of %s",
+						rejected, b->schema->xtkschema),
+				 errdetail_internal("First, change " INT64_FORMAT ": %s", first->seq,
+									first->message),
+				 errhint("The rows are kept with _stg_error set, and the later changes of their keys wait behind them; fix the cause, then call campaign.retry_errors() or campaign.discard_errors().")));
 }
 
 /* Last value handed out by the staging sequence (0 when none). */
@@ -724,21 +1173,78 @@ sequence_last_value(StagingSchema *s)
 }
 
 /*
+ * The attributes the cloud table has, from its column names separated by
+ * tabs: only those are sent (a schema registered again but not yet
+ * deployed goes on replicating what the cloud has).
+ */
+static void
+choose_sent_attributes(Batch *b, const char *columns)
+{
+	StagingSchema *s = b->schema;
+	int			i;
+
+	b->sent = palloc(sizeof(int) * Max(s->natts, 1));
+	b->nsent = 0;
+	for (i = 0; i < s->natts; i++)
+	{
+		const char *name = s->atts[i].sqlname;
+		size_t		len = strlen(name);
+		const char *p = columns;
+
+		while ((p = strstr(p, name)) != NULL)
+		{
+			if ((p == columns || p[-1] == '\t') && (p[len] == '\0' || p[len] == '\t'))
+			{
+				b->sent[b->nsent++] = i;
+				break;
+			}
+			p += len;
+		}
+	}
+}
+
+/*
+ * The cloud's watermark was behind ours: the changes still staged after it
+ * are sent again; report those that are no longer here (purged once
+ * replicated) and cannot be.
+ */
+static void
+report_purged_gap(Batch *b, int64 hw, int64 known_upto, BatchResult *result)
+{
+	int64		first = b->nchanges > 0 ? b->changes[0].seq : known_upto + 1;
+
+	if (first > hw + 1)
+	{
+		result->warning = psprintf("%s; changes " INT64_FORMAT " to " INT64_FORMAT
+								   " are no longer staged here (purged after replication,"
+								   " or never committed) and cannot be sent again",
+								   result->warning, hw + 1, Min(first - 1, known_upto));
+	}
+	ereport(WARNING,
+			(errmsg("campaign: %s: %s", b->schema->xtkschema, result->warning)));
+}
+
+/*
  * Replicate one batch of schema "ns:name" over conn.  Runs its own local
- * transactions (call it outside of one).  Returns false when there was
- * nothing to replicate.
+ * transactions (call it outside of one).  known_upto is our copy of the
+ * cloud's watermark, to detect a cloud that lost data.  Returns false when
+ * there was nothing to replicate.
  */
 bool
-replicate_batch(PGconn *conn, const char *schema_name, BatchResult *result)
+replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
+				BatchResult *result)
 {
 	char	   *xtkschema = psprintf("%sStg", schema_name);
-	const char *params[3];
+	const char *params[4];
 	PGresult   *res;
 	Batch		b;
 	int64		hw;
 	int64		last;
 	LOCKTAG		tag;
 	char		upto_text[32];
+	char	   *nsp;
+	char	   *rel;
+	HASHCTL		ctl;
 
 	memset(result, 0, sizeof(BatchResult));
 	memset(&b, 0, sizeof(Batch));
@@ -748,49 +1254,70 @@ replicate_batch(PGconn *conn, const char *schema_name, BatchResult *result)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	b.schema = staging_schema_lookup(xtkschema);
+	nsp = get_namespace_name(get_rel_namespace(b.schema->relid));
+	rel = get_rel_name(b.schema->relid);
+	/* The cloud table is named as the staging table without "stg". */
+	b.staging = quote_qualified_identifier(nsp, rel);
+	b.target = quote_qualified_identifier(nsp, pnstrdup(rel, strlen(rel) - 3));
 
+	cloud_set_step("replicating %s: reading the cloud's watermark", schema_name);
 	cloud_command(conn, "BEGIN");
 	params[0] = campaign_origin();
 	params[1] = schema_name;
-	res = cloud_exec(conn, "SELECT upto FROM " CLOUD_WATERMARK_TABLE
-					 " WHERE origin = $1 AND schema_name = $2 FOR UPDATE", 2, params);
+	params[2] = b.target;
+	res = cloud_exec(conn, "SELECT w.upto, (SELECT string_agg(attname::text, E'\\t') FROM pg_catalog.pg_attribute"
+					 "   WHERE attrelid = $3::regclass AND attnum > 0 AND NOT attisdropped)"
+					 "  FROM " CLOUD_WATERMARK_TABLE " w"
+					 " WHERE origin = $1 AND schema_name = $2 FOR UPDATE", 3, params);
 	if (PQntuples(res) != 1)
 	{
 		PQclear(res);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("schema \"%s\" is not deployed from this database", schema_name),
+				 errdetail("The cloud's watermark table has no row for origin %s.", params[0]),
 				 errhint("Deploy it with campaign.deploy('%s').", schema_name)));
 	}
 	hw = strtoi64(PQgetvalue(res, 0, 0), NULL, 10);
+	choose_sent_attributes(&b, PQgetvalue(res, 0, 1));
 	PQclear(res);
 	result->from = hw;
+	if (hw < known_upto)
+		result->warning = psprintf("the cloud's watermark (" INT64_FORMAT ") is behind this database's ("
+								   INT64_FORMAT "): the cloud lost replicated changes (restored from a backup?);"
+								   " the changes still staged after " INT64_FORMAT " are sent again",
+								   hw, known_upto, hw);
 
 	last = sequence_last_value(b.schema);
 	if (last > hw)
 	{
-		char	   *nsp = get_namespace_name(get_rel_namespace(b.schema->relid));
-		char	   *rel = get_rel_name(b.schema->relid);
-
+		cloud_set_step("replicating %s: waiting for ingest transactions to end", schema_name);
 		SET_LOCKTAG_RELATION(tag, MyDatabaseId, b.schema->relid);
 		WaitForLockers(tag, ShareLock, false);
 
-		/* The cloud table is named as the staging table without "stg". */
-		b.staging = quote_qualified_identifier(nsp, rel);
-		b.target = quote_qualified_identifier(nsp, pnstrdup(rel, strlen(rel) - 3));
-		initStringInfo(&b.data);
+		initStringInfo(&b.text);
 		b.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "campaign batch row",
 										  ALLOCSET_SMALL_SIZES);
-		b.maxrows = 1024;
-		b.rows = palloc(sizeof(BatchRow) * b.maxrows);
-		b.run_ends = palloc(sizeof(int) * (b.maxrows + 1));
-		last = read_rows(&b, hw, last);
-		result->bytes = b.data.len;
+		b.maxchanges = 1024;
+		b.changes = palloc(sizeof(Change) * b.maxchanges);
+		b.fields = palloc(sizeof(Field) * b.maxchanges * Max(b.nsent, 1));
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(HeldKey);
+		ctl.hcxt = CurrentMemoryContext;
+		b.held = hash_create("campaign held keys", 64, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		load_held_keys(&b);
+
+		cloud_set_step("replicating %s: reading staged changes", schema_name);
+		last = read_changes(&b, hw, last);
+		if (hw < known_upto)
+			report_purged_gap(&b, hw, known_upto, result);
+		result->bytes = b.text.len;
 		apply_batch(conn, &b);
-		mark_rejected(&b);
+		mark_locally(&b);
 	}
 	result->upto = Max(last, hw);
-	result->rows = b.nrows;
+	result->rows = b.nchanges;
 
 	PopActiveSnapshot();
 	SPI_finish();
@@ -802,6 +1329,12 @@ replicate_batch(PGconn *conn, const char *schema_name, BatchResult *result)
 		cloud_command(conn, "ROLLBACK");
 		return false;
 	}
+	/*
+	 * The rows sent must survive a crash here before the cloud's watermark
+	 * passes them (synchronous_commit = off): flush our WAL first.
+	 */
+	cloud_set_step("replicating %s: committing", schema_name);
+	XLogFlush(GetXLogInsertRecPtr());
 	snprintf(upto_text, sizeof(upto_text), INT64_FORMAT, result->upto);
 	params[2] = upto_text;
 	PQclear(cloud_exec(conn, "UPDATE " CLOUD_WATERMARK_TABLE " SET upto = $3, updated_at = now()"

@@ -17,13 +17,15 @@ typedef struct BatchResult
 	int64		rows;			/* staged changes read */
 	int64		counts[4];		/* applied, by StagedOperation */
 	int64		rejected;
-	int64		bytes;			/* COPY data sent */
+	int64		held;			/* waiting behind a rejected change of their key */
+	int64		bytes;			/* field data read */
+	char	   *warning;		/* what the batch found wrong, or NULL */
 } BatchResult;
 
 /* Set once a batch has begun sending its rows (for ingestion requests). */
 extern bool replication_data_sent;
 
 extern bool replicate_batch(PGconn *conn, const char *schema_name,
-							BatchResult *result);
+							int64 known_upto, BatchResult *result);
 
 #endif							/* CAMPAIGN_REPLICATE_H */

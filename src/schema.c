@@ -535,6 +535,9 @@ create_staging_table(ParsedSchema *ps, const char *qualified, int64 replicated_u
 	}
 	appendStringInfoString(&sql, ")");
 	run_sql(sql.data);
+	/* The worker finds the rows in error (and their keys) through it. */
+	run_sql(psprintf("CREATE INDEX ON %s (" STG_COL_SEQ ") WHERE " STG_COL_ERROR " IS NOT NULL",
+					 qualified));
 }
 
 /* Does the table have that (live) column?  Columns dropped by hand count as gone. */

@@ -47,6 +47,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 PGDLLEXPORT void campaign_worker_main(Datum main_arg) pg_attribute_noreturn();
@@ -104,16 +105,71 @@ in_transaction(void (*fn) (void *), void *arg)
 	CommitTransactionCommand();
 }
 
+/*
+ * Is the extension installed, at the version of this library?  A library
+ * newer than the installed extension (installed, and the server restarted,
+ * before ALTER EXTENSION campaign UPDATE) waits for the update, saying so
+ * once.
+ */
 static bool
-extension_installed(void)
+extension_ready(void)
 {
-	bool		installed;
+	static bool said = false;
+	char	   *version = NULL;
 
 	campaign_start_transaction();
-	installed = OidIsValid(get_namespace_oid("campaign", true)) &&
-		OidIsValid(get_relname_relid("schemas", get_namespace_oid("campaign", true)));
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'campaign'",
+				true, 1);
+	if (SPI_processed > 0)
+		version = MemoryContextStrdup(pass_cxt, SPI_getvalue(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 1));
+	PopActiveSnapshot();
+	SPI_finish();
 	CommitTransactionCommand();
-	return installed;
+	if (version == NULL || strcmp(version, CAMPAIGN_VERSION) == 0)
+	{
+		said = false;
+		return version != NULL;
+	}
+	if (!said)
+		ereport(LOG,
+				(errmsg("campaign: the library is version %s but the extension in database \"%s\" is version %s; replication waits",
+						CAMPAIGN_VERSION, campaign_database, version),
+				 errhint("Run ALTER EXTENSION campaign UPDATE in database \"%s\".",
+						 campaign_database)));
+	said = true;
+	return false;
+}
+
+/*
+ * Pin the settings the worker's output relies on, whatever the server's
+ * defaults (as postgres_fdw's set_transmission_modes does): values go to
+ * the cloud in text form, the batch's reads must see every row committed
+ * when it waited (READ COMMITTED), and no timeout of the DBA's cuts a batch.
+ */
+static void
+pin_settings(void)
+{
+	static const char *const settings[][2] = {
+		{"default_transaction_isolation", "read committed"},
+		{"default_transaction_read_only", "off"},
+		{"datestyle", "ISO, YMD"},
+		{"intervalstyle", "postgres"},
+		{"extra_float_digits", "3"},
+		{"timezone", "UTC"},
+		{"search_path", "pg_catalog, pg_temp"},
+		{"statement_timeout", "0"},
+		{"lock_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+		{"session_replication_role", "origin"},
+		{"synchronous_commit", "on"},
+	};
+	int			i;
+
+	for (i = 0; i < lengthof(settings); i++)
+		SetConfigOption(settings[i][0], settings[i][1], PGC_SUSET, PGC_S_OVERRIDE);
 }
 
 static void
@@ -190,6 +246,7 @@ typedef struct BatchRecord
 	BatchResult *result;
 	TimestampTz started;
 	const char *error;			/* NULL on success */
+	bool		failed;			/* error is the failure, not a warning */
 	int64		history_id;		/* set by record_batch */
 } BatchRecord;
 
@@ -198,10 +255,10 @@ record_batch(void *arg)
 {
 	BatchRecord *r = (BatchRecord *) arg;
 	BatchResult *res = r->result;
-	Oid			argtypes[12] = {TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID,
-		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID};
-	Datum		args[12];
-	char		nulls[12];
+	Oid			argtypes[13] = {TEXTOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID,
+		INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, BOOLOID};
+	Datum		args[13];
+	char		nulls[13];
 	bool		isnull;
 
 	memset(nulls, ' ', sizeof(nulls));
@@ -218,16 +275,17 @@ record_batch(void *arg)
 	args[10] = Int64GetDatum(res->bytes);
 	args[11] = r->error ? CStringGetTextDatum(r->error) : (Datum) 0;
 	nulls[11] = r->error ? ' ' : 'n';
+	args[12] = BoolGetDatum(r->failed);
 	SPI_execute_with_args("INSERT INTO campaign.replication_history"
 						  " (schema_name, started_at, from_seq, upto_seq, rows, inserts, upserts,"
 						  "  updates, deletes, rejected, bytes, outcome, error)"
 						  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-						  "  CASE WHEN $12 IS NULL THEN 'success' ELSE 'failed' END, $12)"
+						  "  CASE WHEN $13 THEN 'failed' ELSE 'success' END, $12)"
 						  " RETURNING id",
-						  12, argtypes, args, nulls, false, 0);
+						  13, argtypes, args, nulls, false, 0);
 	r->history_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
-	if (r->error == NULL)
+	if (!r->failed)
 		SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
 							  " last_replicated_at = now()"
 							  " WHERE namespace || ':' || name = $1",
@@ -409,10 +467,11 @@ log_batch(const char *schema, BatchResult *r, TimestampTz started)
 			(errmsg("campaign: %s: replicated " INT64_FORMAT " staged changes"
 					" (" INT64_FORMAT " inserts, " INT64_FORMAT " upserts, "
 					INT64_FORMAT " updates, " INT64_FORMAT " deletes, "
-					INT64_FORMAT " rejected) up to " INT64_FORMAT " in %ld ms",
+					INT64_FORMAT " rejected, " INT64_FORMAT " held) up to "
+					INT64_FORMAT " in %ld ms",
 					schema, r->rows, r->counts[STG_OP_INSERT],
 					r->counts[STG_OP_INSERT_OR_UPDATE], r->counts[STG_OP_UPDATE],
-					r->counts[STG_OP_DELETE], r->rejected, r->upto,
+					r->counts[STG_OP_DELETE], r->rejected, r->held, r->upto,
 					secs * 1000 + usecs / 1000)));
 }
 
@@ -444,13 +503,15 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 			cloud = cloud_connect("campaign replication worker");
 			CommitTransactionCommand();
 		}
-		if (!replicate_batch(cloud, s->name, &result))
+		if (!replicate_batch(cloud, s->name, s->replicated_upto, &result))
 		{
 			/*
 			 * A crash between the cloud's commit and ours leaves our copy of
-			 * the watermark behind: catch up with the cloud's.
+			 * the watermark behind: catch up with the cloud's.  A cloud
+			 * restored from a backup has it behind ours: follow it, so that
+			 * what it lost is not purged here before it is sent again.
 			 */
-			if (result.upto > s->replicated_upto)
+			if (result.upto != s->replicated_upto)
 			{
 				s->replicated_upto = result.upto;
 				in_transaction(record_watermark, s);
@@ -463,7 +524,8 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 		rec.schema = s->name;
 		rec.result = &result;
 		rec.started = started;
-		rec.error = NULL;
+		rec.error = result.warning;
+		rec.failed = false;
 		in_transaction(record_batch, &rec);
 		s->replicated_upto = result.upto;
 		if (!until_caught_up && ++batches >= BATCHES_PER_TURN)
@@ -510,6 +572,7 @@ record_failure(MemoryContext cxt, const char *schema, const char *message)
 	rec.result = &result;
 	rec.started = GetCurrentTimestamp();
 	rec.error = message;
+	rec.failed = true;
 	rec.history_id = 0;
 	PG_TRY();
 	{
@@ -664,7 +727,7 @@ worker_pass(void)
 	TimestampTz now = GetCurrentTimestamp();
 	bool		slots[CAMPAIGN_MAX_REQUESTS];
 
-	if (!extension_installed())
+	if (!extension_ready())
 	{
 		refuse_unknown_requests(NIL);
 		return sleep_ms;
@@ -747,6 +810,7 @@ campaign_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(campaign_database, NULL, 0);
+	pin_settings();
 
 	ctl.keysize = sizeof(((Backoff *) 0)->name);
 	ctl.entrysize = sizeof(Backoff);

@@ -547,7 +547,7 @@ is(lq("SELECT count(*) FROM campaign.replication_history WHERE outcome = 'failed
 	'replication_history: no failed batch');
 cmp_ok(lq("SELECT count(*) FROM campaign.replication_history"), '>=', 8, 'replication_history has the batches');
 ok($local->log_contains(
-		qr/campaign: dem:sampleTable: replicated \d+ staged changes \(\d+ inserts, \d+ upserts, \d+ updates, \d+ deletes, \d+ rejected\)/),
+		qr/campaign: dem:sampleTable: replicated \d+ staged changes \(\d+ inserts, \d+ upserts, \d+ updates, \d+ deletes, \d+ rejected, \d+ held\)/),
 	'log: per-batch line with counts');
 is(lq("SELECT count(*) FROM dem.sampletablestg"), $staged - 1,
 	'staging keeps the replicated rows (retention 7d), the discarded one is gone');
