@@ -20,6 +20,11 @@
 --   * discard_errors() drops the rejected rows and re-stages the held ones;
 --   * staging_status counts the held rows apart from the rejected ones.
 -- ---------------------------------------------------------------------------
+-- Numbers at or below replicated_upto that open ingest transactions may
+-- still commit: replicated once they do (our copy of the cloud's).
+ALTER TABLE schemas ADD COLUMN replicated_pending bigint[] NOT NULL DEFAULT '{}';
+COMMENT ON COLUMN schemas.replicated_pending IS 'Staging numbers at or below replicated_upto not replicated yet: their transactions were open at the last batch';
+
 DO $$
 DECLARE
     s record;
@@ -60,6 +65,15 @@ $$;
 COMMENT ON FUNCTION discard_errors(text) IS 'Drop the staged changes the cloud rejected; the changes held behind them are staged again, in their order';
 COMMENT ON FUNCTION retry_errors(text) IS 'Stage again, in their order, the changes the cloud rejected and those held behind them';
 
+CREATE FUNCTION open_ingest_transactions(OUT pid integer, OUT staging_table regclass,
+                                         OUT first_seq bigint)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'open_ingest_transactions'
+LANGUAGE C VOLATILE STRICT;
+COMMENT ON FUNCTION open_ingest_transactions() IS 'Ingest transactions still open, per staging table, with the first staging number each took: their rows replicate when they commit';
+REVOKE ALL ON FUNCTION open_ingest_transactions() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION open_ingest_transactions() TO campaign_admin;
+
 DROP VIEW staging_status;
 DROP FUNCTION staging_counts();
 CREATE FUNCTION staging_counts()
@@ -74,10 +88,10 @@ BEGIN
     FOR s IN SELECT * FROM campaign.schemas WHERE staging_table IS NOT NULL ORDER BY 1, 2 LOOP
         namespace := s.namespace;
         name := s.name;
-        EXECUTE format('SELECT count(*) FILTER (WHERE _stg_seq > $1 AND _stg_error IS NULL),'
-                       '       min(_lastmodified) FILTER (WHERE _stg_seq > $1 AND _stg_error IS NULL)'
-                       '  FROM %I.%I WHERE _stg_seq > $1', s.sql_schema, s.staging_table)
-           INTO pending, oldest_pending USING s.replicated_upto;
+        EXECUTE format('SELECT count(*), min(_lastmodified) FROM %I.%I'
+                       ' WHERE (_stg_seq > $1 OR _stg_seq = ANY ($2)) AND _stg_error IS NULL',
+                       s.sql_schema, s.staging_table)
+           INTO pending, oldest_pending USING s.replicated_upto, s.replicated_pending;
         EXECUTE format('SELECT count(*) FILTER (WHERE _stg_error NOT LIKE ''waiting behind change %%''),'
                        '       count(*) FILTER (WHERE _stg_error LIKE ''waiting behind change %%'')'
                        '  FROM %I.%I WHERE _stg_error IS NOT NULL', s.sql_schema, s.staging_table)
@@ -98,10 +112,18 @@ SELECT s.namespace || ':' || s.name AS schema_name,
        s.last_replicated_at AS last_success,
        s.replicated_upto,
        CASE WHEN c.pending > 0 THEN now() - c.oldest_pending ELSE interval '0' END AS lag,
-       c.held
+       c.held,
+       o.pid AS open_ingest_pid,
+       o.age AS open_ingest_age
   FROM campaign.schemas s
-  JOIN campaign.staging_counts() c USING (namespace, name);
-COMMENT ON VIEW staging_status IS 'Per staged schema: mode, pending rows, rows in error and held behind them, last success, lag';
+  JOIN campaign.staging_counts() c USING (namespace, name)
+  LEFT JOIN LATERAL (
+       SELECT t.pid, now() - a.xact_start AS age
+         FROM campaign.open_ingest_transactions() t
+         LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = t.pid
+        WHERE t.staging_table = format('%I.%I', s.sql_schema, s.staging_table)::regclass
+        ORDER BY t.first_seq LIMIT 1) o ON true;
+COMMENT ON VIEW staging_status IS 'Per staged schema: mode, pending rows, rows in error and held behind them, last success, lag, the oldest ingest transaction still open';
 REVOKE ALL ON FUNCTION staging_counts() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION staging_counts() TO campaign_admin;
 GRANT SELECT ON staging_status TO campaign_admin;

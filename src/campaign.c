@@ -25,12 +25,15 @@
 #include "campaign.h"
 
 #include "access/xact.h"
+#include "commands/sequence.h"
+#include "storage/proc.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/wait_event.h"
@@ -39,6 +42,7 @@ PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(replicate_now);
 PG_FUNCTION_INFO_V1(notify_worker);
+PG_FUNCTION_INFO_V1(open_ingest_transactions);
 
 char	   *campaign_database = NULL;
 char	   *campaign_cloud_server = NULL;
@@ -60,12 +64,19 @@ static bool staged_in_transaction = false;
 
 void		_PG_init(void);
 
+static Size
+shared_size(void)
+{
+	return add_size(offsetof(CampaignShared, ingest),
+					mul_size(MaxBackends, sizeof(IngestSlot)));
+}
+
 static void
 campaign_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(CampaignShared)));
+	RequestAddinShmemSpace(MAXALIGN(shared_size()));
 	RequestAddinShmemSpace(campaign_throttle_shmem_size());
 }
 
@@ -78,12 +89,16 @@ campaign_shmem_startup(void)
 		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	campaign_shared = ShmemInitStruct("campaign", sizeof(CampaignShared), &found);
+	campaign_shared = ShmemInitStruct("campaign", shared_size(), &found);
 	if (!found)
 	{
-		memset(campaign_shared, 0, sizeof(CampaignShared));
+		int			i;
+
+		memset(campaign_shared, 0, shared_size());
 		SpinLockInit(&campaign_shared->mutex);
 		ConditionVariableInit(&campaign_shared->request_cv);
+		for (i = 0; i < MaxBackends; i++)
+			SpinLockInit(&campaign_shared->ingest[i].mutex);
 	}
 	campaign_throttle_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
@@ -115,15 +130,118 @@ campaign_wake_worker(void)
 		SetLatch(latch);
 }
 
+static IngestSlot *
+my_ingest_slot(void)
+{
+	if (campaign_shared == NULL || MyBackendId == InvalidBackendId ||
+		MyBackendId > MaxBackends)
+		return NULL;
+	return &campaign_shared->ingest[MyBackendId - 1];
+}
+
+/* The transaction is over: its claims go (after its commit is visible). */
+static void
+release_claims(void)
+{
+	IngestSlot *slot = my_ingest_slot();
+
+	if (slot == NULL || slot->nclaims == 0)
+		return;
+	SpinLockAcquire(&slot->mutex);
+	slot->nclaims = 0;
+	SpinLockRelease(&slot->mutex);
+}
+
+/*
+ * COMMIT callbacks run once the commit is visible to new snapshots
+ * (after ProcArrayEndTransaction).  A prepared transaction keeps its
+ * staging table lock, and the worker waits for it as for any writer
+ * without a claim.
+ */
 static void
 campaign_xact_callback(XactEvent event, void *arg)
 {
 	if (!staged_in_transaction)
 		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		release_claims();
 	if (event == XACT_EVENT_COMMIT)
 		campaign_wake_worker();
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT)
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE)
 		staged_in_transaction = false;
+}
+
+/*
+ * The next _stg_seq of a staging table, for a row this transaction stages
+ * (it holds the table's RowExclusiveLock).  The first one the transaction
+ * takes of each table is claimed in shared memory before it is taken, so
+ * that the worker knows which sequence numbers may still commit: it
+ * replicates the rows committed around them and keeps these for later.
+ * A transaction with claims on more tables than a slot holds is waited
+ * for by the worker, as before.
+ */
+int64
+campaign_stage_nextval(Oid relid, Oid seqid)
+{
+	IngestSlot *slot = my_ingest_slot();
+	IngestClaim *claim = NULL;
+	int64		seq;
+	int			i;
+
+	campaign_note_staged();
+	if (slot == NULL)
+		return nextval_internal(seqid, false);
+	for (i = 0; i < slot->nclaims; i++)
+		if (slot->claims[i].relid == relid)
+			return nextval_internal(seqid, false);
+	if (slot->nclaims < CAMPAIGN_CLAIMS_PER_XACT)
+	{
+		SpinLockAcquire(&slot->mutex);
+		slot->pid = MyProcPid;
+		slot->backend = MyProc->backendId;
+		slot->lxid = MyProc->lxid;
+		claim = &slot->claims[slot->nclaims++];
+		claim->relid = relid;
+		claim->first_seq = 0;
+		SpinLockRelease(&slot->mutex);
+	}
+	seq = nextval_internal(seqid, false);
+	if (claim)
+	{
+		SpinLockAcquire(&slot->mutex);
+		claim->first_seq = seq;
+		SpinLockRelease(&slot->mutex);
+	}
+	return seq;
+}
+
+/*
+ * The claim of the transaction vxid on a staging table: false when it made
+ * none (it writes there some other way); *first_seq is 0 while the
+ * transaction is taking its first number.
+ */
+bool
+campaign_claim_of(VirtualTransactionId vxid, Oid relid, int64 *first_seq)
+{
+	IngestSlot *slot;
+	bool		found = false;
+	int			i;
+
+	if (vxid.backendId == InvalidBackendId || vxid.backendId > MaxBackends)
+		return false;
+	slot = &campaign_shared->ingest[vxid.backendId - 1];
+	SpinLockAcquire(&slot->mutex);
+	if (slot->backend == vxid.backendId && slot->lxid == vxid.localTransactionId)
+		for (i = 0; i < slot->nclaims; i++)
+			if (slot->claims[i].relid == relid)
+			{
+				*first_seq = slot->claims[i].first_seq;
+				found = true;
+			}
+	SpinLockRelease(&slot->mutex);
+	return found;
 }
 
 /*
@@ -328,4 +446,44 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = campaign_shmem_startup;
 	register_worker();
+}
+
+/*
+ * campaign.open_ingest_transactions() returns setof (pid, staging_table,
+ *		first_seq)
+ *		The ingest transactions still open, with the first staging number
+ *		each took per staging table: their rows replicate once they commit,
+ *		while the rows others committed around them go on.
+ */
+Datum
+open_ingest_transactions(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	campaign_require_preload();
+	InitMaterializedSRF(fcinfo, 0);
+	for (i = 0; i < MaxBackends; i++)
+	{
+		IngestSlot *slot = &campaign_shared->ingest[i];
+		IngestSlot	copy;
+		int			j;
+
+		SpinLockAcquire(&slot->mutex);
+		memcpy(&copy, slot, sizeof(IngestSlot));
+		SpinLockRelease(&slot->mutex);
+		for (j = 0; j < copy.nclaims; j++)
+		{
+			Datum		values[3];
+			bool		nulls[3] = {false, false, false};
+
+			if (copy.claims[j].first_seq == 0)
+				continue;
+			values[0] = Int32GetDatum(copy.pid);
+			values[1] = ObjectIdGetDatum(copy.claims[j].relid);
+			values[2] = Int64GetDatum(copy.claims[j].first_seq);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	return (Datum) 0;
 }

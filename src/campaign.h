@@ -29,6 +29,7 @@
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/spin.h"
 #include "utils/xml.h"
 
@@ -121,12 +122,37 @@ typedef struct ReplicationRequest
 	char		error[256];
 } ReplicationRequest;
 
+/*
+ * What one backend's ingest transaction claimed of the staging sequences:
+ * per staging table, the first _stg_seq it took (0 while it is taking it).
+ * The worker reads these to replicate past transactions still open (see
+ * campaign.c and replicate.c).
+ */
+#define CAMPAIGN_CLAIMS_PER_XACT 8
+
+typedef struct IngestClaim
+{
+	Oid			relid;
+	int64		first_seq;
+} IngestClaim;
+
+typedef struct IngestSlot
+{
+	slock_t		mutex;
+	int			pid;
+	BackendId	backend;		/* the transaction's virtual xid */
+	LocalTransactionId lxid;
+	int			nclaims;
+	IngestClaim claims[CAMPAIGN_CLAIMS_PER_XACT];
+} IngestSlot;
+
 typedef struct CampaignShared
 {
 	slock_t		mutex;			/* protects everything below */
 	Latch	   *worker_latch;	/* NULL while no worker runs */
 	ConditionVariable request_cv;	/* broadcast when a request is done */
 	ReplicationRequest requests[CAMPAIGN_MAX_REQUESTS];
+	IngestSlot	ingest[FLEXIBLE_ARRAY_MEMBER];	/* MaxBackends */
 } CampaignShared;
 
 /* campaign.c */
@@ -145,6 +171,8 @@ extern CampaignShared *campaign_shared;
 extern void campaign_require_preload(void);
 extern void campaign_wake_worker(void);
 extern void campaign_note_staged(void);
+extern int64 campaign_stage_nextval(Oid relid, Oid seqid);
+extern bool campaign_claim_of(VirtualTransactionId vxid, Oid relid, int64 *first_seq);
 extern void campaign_start_transaction(void);
 
 /* throttle.c: the APIs that can be rate-limited. */

@@ -212,8 +212,11 @@ deploy(PG_FUNCTION_ARGS)
 		cloud_command(conn, "CREATE TABLE IF NOT EXISTS " CLOUD_WATERMARK_TABLE
 					  " (origin text NOT NULL, schema_name text NOT NULL,"
 					  "  upto bigint NOT NULL DEFAULT 0,"
+					  "  pending bigint[] NOT NULL DEFAULT '{}',"
 					  "  updated_at timestamptz NOT NULL DEFAULT now(),"
 					  "  PRIMARY KEY (origin, schema_name))");
+		cloud_command(conn, "ALTER TABLE " CLOUD_WATERMARK_TABLE
+					  " ADD COLUMN IF NOT EXISTS pending bigint[] NOT NULL DEFAULT '{}'");
 		params[0] = campaign_origin();
 		params[1] = psprintf("%s:%s", TextDatumGetCString(args[0]),
 							 TextDatumGetCString(args[1]));

@@ -29,7 +29,6 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
-#include "commands/sequence.h"
 #include "executor/executor.h"
 #include "nodes/parsenodes.h"
 #include "record.h"
@@ -232,7 +231,7 @@ stage_record(IngestState *st, xmlNodePtr rec)
 		random_uuid(st->random + UUID_LEN * --st->nrandom);
 	slot->tts_isnull[schema->att_uuid - 1] = false;
 	slot->tts_values[schema->att_seq - 1] =
-		Int64GetDatum(nextval_internal(schema->seqid, false));
+		Int64GetDatum(campaign_stage_nextval(schema->relid, schema->seqid));
 	slot->tts_isnull[schema->att_seq - 1] = false;
 	slot->tts_values[schema->att_lastmod - 1] = st->lastmod;
 	slot->tts_isnull[schema->att_lastmod - 1] = false;

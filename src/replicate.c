@@ -9,21 +9,29 @@
  * change is applied there.  A batch
  *	  1. opens a remote transaction and reads the watermark FOR UPDATE (that
  *	     row lock also serializes any two replicators of the same origin),
- *	     together with the columns the cloud table has: registering a schema
- *	     is not deploying it, so only the attributes the cloud has are sent;
- *	  2. takes the staging sequence's last value L, then waits for every
- *	     transaction still holding a write lock on the staging table
- *	     (WaitForLockers, as CREATE INDEX CONCURRENTLY does): a row with
- *	     _stg_seq <= L is then committed or gone for good, so the range
- *	     (watermark, L] is final and no late commit can slip under the mark;
- *	  3. reads the rows of that range, in _stg_seq order, bounded by
+ *	     its pending numbers (below), and the columns the cloud table has:
+ *	     registering a schema is not deploying it, so only the attributes
+ *	     the cloud has are sent;
+ *	  2. takes the staging sequence's last value L, then finds which
+ *	     numbers may still commit: every writer of the staging table holds
+ *	     its lock from before it takes a number; an ingest transaction has
+ *	     claimed its first number in shared memory (campaign.c), so its rows
+ *	     may only come at or above it; a writer without a claim is waited
+ *	     for (as WaitForLockers does);
+ *	  3. reads, with a snapshot taken after that, the rows of (watermark, L]
+ *	     and those of the pending numbers, in _stg_seq order, bounded by
  *	     campaign.batch_size rows and campaign.batch_memory bytes;
  *	  4. applies them (below);
  *	  5. records rejected and held rows locally (_stg_error) and commits;
- *	  6. moves the watermark and commits the remote transaction: the
- *	     changes and the watermark commit together, or neither does.
- * Whatever dies when, the next batch starts from the cloud's watermark:
- * nothing is applied twice or skipped.  A cloud whose watermark is behind
+ *	  6. flushes the local WAL (so that no crash can take back a row the
+ *	     cloud has), then moves the watermark and stores the new pending
+ *	     numbers (examined, not read, and at or above an open claim) and
+ *	     commits the remote transaction: the changes and the watermark
+ *	     commit together, or neither does.
+ * A row is replicated once its _stg_seq is at or below the watermark and
+ * not pending.  Whatever dies when, the next batch starts from the cloud's
+ * state: nothing is applied twice or skipped, and a transaction left open
+ * holds back only its own rows.  A cloud whose watermark is behind
  * ours (restored from a backup) gets what staging still holds again, and
  * the part already purged here is reported.
  *
@@ -150,6 +158,11 @@ typedef struct Batch
 	MaskDef    *masks;
 	int			nmasks;
 	HTAB	   *held;			/* HeldKey */
+	int64	   *pending;		/* numbers that may still commit, sorted */
+	int			npending;
+	int64	   *seen;			/* numbers read, in order */
+	int			nseen;
+	int			maxseen;
 	MemoryContext row_cxt;		/* what converting one row needs */
 	BatchResult *result;
 	List	   *marks;			/* Mark: rows to flag locally */
@@ -166,6 +179,9 @@ typedef struct Mark
 #define HELD_PREFIX "waiting behind change "
 
 bool		replication_data_sent = false;
+
+/* The connection whose cloud has the current watermark table (migrate_cloud). */
+static PGconn *migrated_conn = NULL;
 
 /* ---------- reading the staged rows ---------- */
 
@@ -461,7 +477,10 @@ add_change(Batch *b, HeapTuple tuple, TupleDesc desc)
 	return true;
 }
 
-/* The SELECT reading the rows of the staging table in (hw, L]. */
+/*
+ * The SELECT reading the staged rows of (hw, L], and those of the numbers
+ * still pending below hw ($3).
+ */
 static char *
 select_staged_sql(Batch *b)
 {
@@ -474,28 +493,41 @@ select_staged_sql(Batch *b)
 						   STG_COL_KEY ", " STG_COL_CARRIED ", " STG_COL_UUID);
 	for (i = 0; i < s->natts; i++)
 		appendStringInfo(&sql, ", %s", quote_identifier(s->atts[i].sqlname));
-	appendStringInfo(&sql, " FROM %s WHERE " STG_COL_SEQ " > $1 AND " STG_COL_SEQ
-					 " <= $2 AND " STG_COL_ERROR " IS NULL ORDER BY " STG_COL_SEQ,
-					 b->staging);
+	appendStringInfo(&sql, " FROM %s WHERE ((" STG_COL_SEQ " > $1 AND " STG_COL_SEQ
+					 " <= $2) OR " STG_COL_SEQ " = ANY ($3)) AND " STG_COL_ERROR
+					 " IS NULL ORDER BY " STG_COL_SEQ, b->staging);
 	return sql.data;
 }
 
+static Datum
+int8_array(int64 *values, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * Max(n, 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = Int64GetDatum(values[i]);
+	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
 /*
- * Read the rows of (hw, upto] into the batch; stop at the batch bounds.
- * Returns the seq up to which the batch covers the table.
+ * Read the rows of (hw, upto] and of the pending numbers into the batch, in
+ * _stg_seq order; stop at the batch bounds.  Every number read is noted in
+ * b->seen.  Returns the seq up to which the batch examined the numbers.
  */
 static int64
 read_changes(Batch *b, int64 hw, int64 upto)
 {
-	Oid			argtypes[2] = {INT8OID, INT8OID};
-	Datum		args[2] = {Int64GetDatum(hw), Int64GetDatum(upto)};
+	Oid			argtypes[3] = {INT8OID, INT8OID, INT8ARRAYOID};
+	Datum		args[3] = {Int64GetDatum(hw), Int64GetDatum(upto),
+	int8_array(b->pending, b->npending)};
 	SPIPlanPtr	plan;
 	Portal		portal;
 	size_t		memory_limit = (size_t) campaign_batch_memory * 1024;
 	int64		last_seq = hw;
 	bool		full = false;
 
-	plan = SPI_prepare(select_staged_sql(b), 2, argtypes);
+	plan = SPI_prepare(select_staged_sql(b), 3, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, args, NULL, false);
@@ -513,6 +545,12 @@ read_changes(Batch *b, int64 hw, int64 upto)
 
 			last_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 												   SPI_tuptable->tupdesc, 1, &isnull));
+			if (b->nseen == b->maxseen)
+			{
+				b->maxseen *= 2;
+				b->seen = repalloc_huge(b->seen, sizeof(int64) * b->maxseen);
+			}
+			b->seen[b->nseen++] = last_seq;
 			add_change(b, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 			full = b->nchanges >= campaign_batch_size ||
 				(size_t) b->text.len + (size_t) b->nchanges * b->nsent * sizeof(Field) >= memory_limit;
@@ -521,7 +559,125 @@ read_changes(Batch *b, int64 hw, int64 upto)
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
-	return full ? last_seq : upto;
+	return full ? last_seq : PG_INT64_MAX;
+}
+
+/*
+ * Which numbers may still commit.  Every writer of a staging table holds
+ * its RowExclusiveLock from before it takes a number.  An ingest
+ * transaction claimed its first number in shared memory (campaign.c): its
+ * rows may still come with that number or above.  A writer without a claim
+ * (plain SQL, retry_errors(), a prepared transaction) is waited for, as
+ * WaitForLockers does.  Returns the lowest first number of the open
+ * claims, PG_INT64_MAX when there is none.
+ */
+static int64
+open_claims_floor(Oid relid)
+{
+	LOCKTAG		tag;
+	VirtualTransactionId *lockers;
+	int64		floor = PG_INT64_MAX;
+
+	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
+	lockers = GetLockConflicts(&tag, ShareLock, NULL);
+	for (; VirtualTransactionIdIsValid(*lockers); lockers++)
+	{
+		for (;;)
+		{
+			int64		first;
+
+			if (!campaign_claim_of(*lockers, relid, &first))
+			{
+				VirtualXactLock(*lockers, true);
+				break;
+			}
+			if (first > 0)
+			{
+				floor = Min(floor, first);
+				break;
+			}
+			/* Taking its first number right now: a matter of microseconds. */
+			if (VirtualXactLock(*lockers, false))
+				break;
+			CHECK_FOR_INTERRUPTS();
+			pg_usleep(100);
+		}
+	}
+	return floor;
+}
+
+/*
+ * The numbers still pending after the batch: those examined but not read
+ * (uncommitted or rolled back) that an open transaction may still commit
+ * (at or above floor), and those pending not examined yet.
+ */
+static void
+compute_pending(Batch *b, int64 hw, int64 examined, int64 new_upto, int64 floor)
+{
+	int64	   *next = palloc(sizeof(int64) * Max(b->npending, 1));
+	int			n = 0;
+	int			seen = 0;
+	int			i;
+	int64		h;
+
+	/* b->seen is sorted; pending numbers come before hw. */
+	for (i = 0; i < b->npending; i++)
+	{
+		int64		p = b->pending[i];
+
+		while (seen < b->nseen && b->seen[seen] < p)
+			seen++;
+		if (p > examined || (p >= floor && !(seen < b->nseen && b->seen[seen] == p)))
+			next[n++] = p;
+	}
+	for (h = Max(hw + 1, floor); h <= new_upto; h++)
+	{
+		while (seen < b->nseen && b->seen[seen] < h)
+			seen++;
+		if (seen < b->nseen && b->seen[seen] == h)
+			continue;
+		if (n % 1024 == 0 && n >= Max(b->npending, 1))
+			next = repalloc_huge(next, sizeof(int64) * (n + 1024));
+		next[n++] = h;
+	}
+	b->pending = next;
+	b->npending = n;
+}
+
+/* Parse the cloud's bigint[] text "{1,2,3}". */
+static void
+parse_pending(Batch *b, const char *text)
+{
+	const char *p = text;
+
+	b->npending = 0;
+	b->pending = palloc(sizeof(int64) * (strlen(text) / 2 + 1));
+	while (*p)
+	{
+		if (isdigit((unsigned char) *p))
+		{
+			char	   *end;
+
+			b->pending[b->npending++] = strtoi64(p, &end, 10);
+			p = end;
+		}
+		else
+			p++;
+	}
+}
+
+static char *
+pending_text(Batch *b)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < b->npending; i++)
+		appendStringInfo(&buf, "%s" INT64_FORMAT, i ? "," : "", b->pending[i]);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
 }
 
 /*
@@ -1225,10 +1381,30 @@ report_purged_gap(Batch *b, int64 hw, int64 known_upto, BatchResult *result)
 }
 
 /*
+ * The cloud's watermark table gained the "pending" column in 1.1: add it
+ * where an older deploy() created the table (once per connection).
+ */
+static void
+migrate_cloud(PGconn *conn)
+{
+	PGresult   *res = cloud_exec(conn, "SELECT 1 FROM pg_catalog.pg_attribute"
+								 " WHERE attrelid = '" CLOUD_WATERMARK_TABLE "'::pg_catalog.regclass"
+								 " AND attname = 'pending' AND NOT attisdropped", 0, NULL);
+	bool		missing = PQntuples(res) == 0;
+
+	PQclear(res);
+	if (missing)
+		cloud_command(conn, "ALTER TABLE " CLOUD_WATERMARK_TABLE
+					  " ADD COLUMN IF NOT EXISTS pending bigint[] NOT NULL DEFAULT '{}'");
+}
+
+/*
  * Replicate one batch of schema "ns:name" over conn.  Runs its own local
  * transactions (call it outside of one).  known_upto is our copy of the
  * cloud's watermark, to detect a cloud that lost data.  Returns false when
- * there was nothing to replicate.
+ * there was nothing to replicate (result->upto and result->pending are then
+ * the cloud's state, which may still have moved: numbers that were pending
+ * and turned out never to commit).
  */
 bool
 replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
@@ -1240,16 +1416,23 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	Batch		b;
 	int64		hw;
 	int64		last;
-	LOCKTAG		tag;
+	int64		examined;
 	char		upto_text[32];
 	char	   *nsp;
 	char	   *rel;
+	char	   *pending_before;
 	HASHCTL		ctl;
+	bool		sent;
 
 	memset(result, 0, sizeof(BatchResult));
 	memset(&b, 0, sizeof(Batch));
 	b.result = result;
 
+	if (conn != migrated_conn)
+	{
+		migrate_cloud(conn);
+		migrated_conn = conn;
+	}
 	campaign_start_transaction();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -1265,8 +1448,9 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	params[0] = campaign_origin();
 	params[1] = schema_name;
 	params[2] = b.target;
-	res = cloud_exec(conn, "SELECT w.upto, (SELECT string_agg(attname::text, E'\\t') FROM pg_catalog.pg_attribute"
-					 "   WHERE attrelid = $3::regclass AND attnum > 0 AND NOT attisdropped)"
+	res = cloud_exec(conn, "SELECT w.upto, w.pending, (SELECT string_agg(attname::text, E'\\t')"
+					 "   FROM pg_catalog.pg_attribute"
+					 "   WHERE attrelid = $3::pg_catalog.regclass AND attnum > 0 AND NOT attisdropped)"
 					 "  FROM " CLOUD_WATERMARK_TABLE " w"
 					 " WHERE origin = $1 AND schema_name = $2 FOR UPDATE", 3, params);
 	if (PQntuples(res) != 1)
@@ -1279,7 +1463,9 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 				 errhint("Deploy it with campaign.deploy('%s').", schema_name)));
 	}
 	hw = strtoi64(PQgetvalue(res, 0, 0), NULL, 10);
-	choose_sent_attributes(&b, PQgetvalue(res, 0, 1));
+	pending_before = pstrdup(PQgetvalue(res, 0, 1));
+	parse_pending(&b, pending_before);
+	choose_sent_attributes(&b, PQgetvalue(res, 0, 2));
 	PQclear(res);
 	result->from = hw;
 	if (hw < known_upto)
@@ -1289,11 +1475,12 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 								   hw, known_upto, hw);
 
 	last = sequence_last_value(b.schema);
-	if (last > hw)
+	if (last > hw || b.npending > 0)
 	{
-		cloud_set_step("replicating %s: waiting for ingest transactions to end", schema_name);
-		SET_LOCKTAG_RELATION(tag, MyDatabaseId, b.schema->relid);
-		WaitForLockers(tag, ShareLock, false);
+		int64		floor;
+
+		cloud_set_step("replicating %s: checking open ingest transactions", schema_name);
+		floor = open_claims_floor(b.schema->relid);
 
 		initStringInfo(&b.text);
 		b.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "campaign batch row",
@@ -1301,6 +1488,8 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 		b.maxchanges = 1024;
 		b.changes = palloc(sizeof(Change) * b.maxchanges);
 		b.fields = palloc(sizeof(Field) * b.maxchanges * Max(b.nsent, 1));
+		b.maxseen = 1024;
+		b.seen = palloc(sizeof(int64) * b.maxseen);
 		ctl.keysize = sizeof(uint64);
 		ctl.entrysize = sizeof(HeldKey);
 		ctl.hcxt = CurrentMemoryContext;
@@ -1309,26 +1498,31 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 		load_held_keys(&b);
 
 		cloud_set_step("replicating %s: reading staged changes", schema_name);
-		last = read_changes(&b, hw, last);
+		examined = read_changes(&b, hw, last);
+		last = Max(hw, Min(last, examined));
+		compute_pending(&b, hw, examined, last, floor);
 		if (hw < known_upto)
 			report_purged_gap(&b, hw, known_upto, result);
 		result->bytes = b.text.len;
-		apply_batch(conn, &b);
+		if (b.nchanges > 0)
+			apply_batch(conn, &b);
 		mark_locally(&b);
 	}
 	result->upto = Max(last, hw);
 	result->rows = b.nchanges;
+	result->pending = pending_text(&b);
+	sent = b.nchanges > 0 || b.marks != NIL;
 
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
 
-	/* Nothing new: result->upto is the cloud's watermark, for the caller. */
-	if (result->upto == hw)
+	if (!sent && result->upto == hw && strcmp(result->pending, pending_before) == 0)
 	{
 		cloud_command(conn, "ROLLBACK");
 		return false;
 	}
+
 	/*
 	 * The rows sent must survive a crash here before the cloud's watermark
 	 * passes them (synchronous_commit = off): flush our WAL first.
@@ -1337,8 +1531,9 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	XLogFlush(GetXLogInsertRecPtr());
 	snprintf(upto_text, sizeof(upto_text), INT64_FORMAT, result->upto);
 	params[2] = upto_text;
-	PQclear(cloud_exec(conn, "UPDATE " CLOUD_WATERMARK_TABLE " SET upto = $3, updated_at = now()"
-					   " WHERE origin = $1 AND schema_name = $2", 3, params));
+	params[3] = result->pending;
+	PQclear(cloud_exec(conn, "UPDATE " CLOUD_WATERMARK_TABLE " SET upto = $3, pending = $4,"
+					   " updated_at = now() WHERE origin = $1 AND schema_name = $2", 4, params));
 	cloud_command(conn, "COMMIT");
-	return true;
+	return sent;
 }

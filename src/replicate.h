@@ -20,6 +20,8 @@ typedef struct BatchResult
 	int64		held;			/* waiting behind a rejected change of their key */
 	int64		bytes;			/* field data read */
 	char	   *warning;		/* what the batch found wrong, or NULL */
+	char	   *pending;		/* bigint[] text: numbers at or below upto
+								 * that may still commit */
 } BatchResult;
 
 /* Set once a batch has begun sending its rows (for ingestion requests). */

@@ -65,6 +65,7 @@ typedef struct WorkerSchema
 	bool		due;			/* mode says replicate now */
 	bool		scheduled;
 	int64		replicated_upto;
+	char	   *replicated_pending; /* bigint[] text */
 } WorkerSchema;
 
 /* Retry state of a schema whose last attempt failed. */
@@ -194,7 +195,8 @@ load_schemas(void *arg)
 						  "            ELSE mode = 'continuous' OR (mode = 'scheduled' AND"
 						  "              (last_run_at IS NULL OR last_run_at + every <= now()))"
 						  "              OR (recipients AND pass.due) END,"
-						  "       mode = 'scheduled' OR subscriptions, replicated_upto"
+						  "       mode = 'scheduled' OR subscriptions, replicated_upto,"
+						  "       replicated_pending"
 						  "  FROM (SELECT *, builtin AND namespace = 'nms' AND name = 'subscriptionRcp'"
 						  "               AS subscriptions,"
 						  "               builtin AND namespace = 'nms' AND name = 'recipient'"
@@ -218,6 +220,7 @@ load_schemas(void *arg)
 		s->due = DatumGetBool(SPI_getbinval(t, d, 3, &isnull));
 		s->scheduled = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
 		s->replicated_upto = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
+		s->replicated_pending = SPI_getvalue(t, d, 6);
 		*schemas = lappend(*schemas, s);
 		MemoryContextSwitchTo(old);
 	}
@@ -228,14 +231,16 @@ static void
 check_pending(void *arg)
 {
 	WorkerSchema *s = (WorkerSchema *) arg;
-	Oid			argtypes[1] = {INT8OID};
-	Datum		args[1] = {Int64GetDatum(s->replicated_upto)};
+	Oid			argtypes[2] = {INT8OID, TEXTOID};
+	Datum		args[2] = {Int64GetDatum(s->replicated_upto),
+	CStringGetTextDatum(s->replicated_pending)};
 	bool		isnull;
 
-	SPI_execute_with_args(psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE "
-								   STG_COL_SEQ " > $1 AND " STG_COL_ERROR " IS NULL)",
+	SPI_execute_with_args(psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE ("
+								   STG_COL_SEQ " > $1 OR " STG_COL_SEQ " = ANY ($2::bigint[]))"
+								   " AND " STG_COL_ERROR " IS NULL)",
 								   s->staging),
-						  1, argtypes, args, NULL, true, 1);
+						  2, argtypes, args, NULL, true, 1);
 	s->due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 										SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -287,22 +292,25 @@ record_batch(void *arg)
 												SPI_tuptable->tupdesc, 1, &isnull));
 	if (!r->failed)
 		SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
-							  " last_replicated_at = now()"
+							  " replicated_pending = $3::bigint[], last_replicated_at = now()"
 							  " WHERE namespace || ':' || name = $1",
-							  2, (Oid[]) {TEXTOID, INT8OID}, (Datum[]) {args[0], args[3]},
+							  3, (Oid[]) {TEXTOID, INT8OID, TEXTOID},
+							  (Datum[]) {args[0], args[3], CStringGetTextDatum(res->pending)},
 							  NULL, false, 0);
 }
 
-/* Our copy of the cloud's watermark, when it was behind. */
+/* Our copy of the cloud's watermark, when it differs. */
 static void
 record_watermark(void *arg)
 {
 	WorkerSchema *s = (WorkerSchema *) arg;
 
-	SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2"
+	SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
+						  " replicated_pending = $3::bigint[]"
 						  " WHERE namespace || ':' || name = $1",
-						  2, (Oid[]) {TEXTOID, INT8OID},
-						  (Datum[]) {CStringGetTextDatum(s->name), Int64GetDatum(s->replicated_upto)},
+						  3, (Oid[]) {TEXTOID, INT8OID, TEXTOID},
+						  (Datum[]) {CStringGetTextDatum(s->name), Int64GetDatum(s->replicated_upto),
+						  CStringGetTextDatum(s->replicated_pending)},
 						  NULL, false, 0);
 }
 
@@ -323,13 +331,14 @@ purge(void *arg)
 {
 	List	   *schemas = (List *) arg;
 	ListCell   *lc;
-	Oid			argtypes[2] = {INT8OID, INT4OID};
+	Oid			argtypes[3] = {INT8OID, INT4OID, TEXTOID};
 
 	foreach(lc, schemas)
 	{
 		WorkerSchema *s = lfirst(lc);
-		Datum		args[2] = {Int64GetDatum(s->replicated_upto),
-		Int32GetDatum(campaign_staging_retention)};
+		Datum		args[3] = {Int64GetDatum(s->replicated_upto),
+			Int32GetDatum(campaign_staging_retention),
+		CStringGetTextDatum(s->replicated_pending)};
 
 		/*
 		 * Rows are staged in _lastmodified order, give or take concurrent
@@ -342,8 +351,10 @@ purge(void *arg)
 									   " FROM %s WHERE " STG_COL_SEQ " <= $1 AND " STG_COL_LASTMOD
 									   " >= now() - make_interval(secs => $2)"
 									   " ORDER BY " STG_COL_SEQ " LIMIT 1), $1 + 1)"
-									   " AND " STG_COL_ERROR " IS NULL", s->staging, s->staging),
-							  2, argtypes, args, NULL, false, 0);
+									   " AND " STG_COL_ERROR " IS NULL"
+									   " AND " STG_COL_SEQ " <> ALL ($3::bigint[])",
+									   s->staging, s->staging),
+							  3, argtypes, args, NULL, false, 0);
 	}
 	SPI_execute_with_args("DELETE FROM campaign.replication_history"
 						  " WHERE finished_at < now() - make_interval(secs => $1)",
@@ -511,9 +522,11 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 			 * restored from a backup has it behind ours: follow it, so that
 			 * what it lost is not purged here before it is sent again.
 			 */
-			if (result.upto != s->replicated_upto)
+			if (result.upto != s->replicated_upto ||
+				strcmp(result.pending, s->replicated_pending) != 0)
 			{
 				s->replicated_upto = result.upto;
+				s->replicated_pending = MemoryContextStrdup(pass_cxt, result.pending);
 				in_transaction(record_watermark, s);
 			}
 			break;
@@ -528,6 +541,7 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 		rec.failed = false;
 		in_transaction(record_batch, &rec);
 		s->replicated_upto = result.upto;
+		s->replicated_pending = MemoryContextStrdup(pass_cxt, result.pending);
 		if (!until_caught_up && ++batches >= BATCHES_PER_TURN)
 		{
 			*more = true;
