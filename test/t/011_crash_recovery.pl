@@ -468,8 +468,9 @@ lq("SELECT campaign.stop_replication('$SCHEMA')");
 stage('xtk_ingest_ext', 1, 18000, 'i % 3 = 1',
 	qq{format('<sampleTableStg _key="\@id" %s testcol2="pre%s"/>', $ID, i)},
 	sub { $_[0] % 3 == 1 }, sub { m_upsert(cid($_[0]), 1 => "pre$_[0]"); 1 });
-lq("SELECT campaign.start_replication('$SCHEMA')");
+# The watermark before the drain starts: the drain may end at once.
 my $wm = watermark();
+lq("SELECT campaign.start_replication('$SCHEMA')");
 wait_for($cloud,
 	"SELECT upto > $wm FROM campaign_replication.watermark WHERE schema_name = '$SCHEMA'",
 	't', 120);
