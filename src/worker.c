@@ -54,6 +54,10 @@ PGDLLEXPORT void campaign_worker_main(Datum main_arg) pg_attribute_noreturn();
 
 #define MAX_BACKOFF_MS 60000
 #define PURGE_INTERVAL_MS 10000
+/* Shortest time between the starts of two passes (wake-ups coalesce). */
+#define MIN_PASS_INTERVAL_MS 10
+/* How often a ready extension's version is checked again. */
+#define VERSION_CHECK_MS 10000
 /* Batches of one schema in a row before other schemas get their turn. */
 #define BATCHES_PER_TURN 20
 
@@ -116,7 +120,13 @@ static bool
 extension_ready(void)
 {
 	static bool said = false;
+	static TimestampTz ready_at = 0;
 	char	   *version = NULL;
+
+	if (ready_at != 0 &&
+		!TimestampDifferenceExceeds(ready_at, GetCurrentTimestamp(), VERSION_CHECK_MS))
+		return true;
+	ready_at = 0;
 
 	campaign_start_transaction();
 	SPI_connect();
@@ -132,6 +142,8 @@ extension_ready(void)
 	if (version == NULL || strcmp(version, CAMPAIGN_VERSION) == 0)
 	{
 		said = false;
+		if (version != NULL)
+			ready_at = GetCurrentTimestamp();
 		return version != NULL;
 	}
 	if (!said)
@@ -173,6 +185,25 @@ pin_settings(void)
 		SetConfigOption(settings[i][0], settings[i][1], PGC_SUSET, PGC_S_OVERRIDE);
 }
 
+/*
+ * A plan prepared once and kept for the worker's life (the plan cache
+ * re-plans it when the registry's tables change): the passes, one per
+ * wake-up, do not parse and plan their queries again.
+ */
+static SPIPlanPtr
+kept_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+static SPIPlanPtr load_schemas_plan = NULL;
+static SPIPlanPtr load_requests_plan = NULL;
+
 static void
 load_schemas(void *arg)
 {
@@ -185,7 +216,8 @@ load_schemas(void *arg)
 	 * nms:recipient too, before it (the order below), whatever its mode, so
 	 * that recipients created by subscribe() arrive with their subscriptions.
 	 */
-	SPI_execute_with_args("WITH pass AS (SELECT last_run_at IS NULL"
+	if (load_schemas_plan == NULL)
+		load_schemas_plan = kept_plan("WITH pass AS (SELECT last_run_at IS NULL"
 						  "     OR last_run_at + make_interval(secs => $1) <= now() AS due"
 						  "   FROM campaign.schemas WHERE builtin AND namespace = 'nms'"
 						  "    AND name = 'subscriptionRcp' AND deployed_at IS NOT NULL)"
@@ -204,9 +236,10 @@ load_schemas(void *arg)
 						  "  LEFT JOIN pass ON true"
 						  " WHERE staging_table IS NOT NULL AND deployed_at IS NOT NULL"
 						  " ORDER BY namespace, name",
-						  1, (Oid[]) {INT4OID},
-						  (Datum[]) {Int32GetDatum(campaign_subscription_interval)},
-						  NULL, true, 0);
+									  1, (Oid[]) {INT4OID});
+	SPI_execute_plan(load_schemas_plan,
+					 (Datum[]) {Int32GetDatum(campaign_subscription_interval)},
+					 NULL, true, 0);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
@@ -661,8 +694,10 @@ load_requests(void *arg)
 	List	  **requests = (List **) arg;
 	uint64		i;
 
-	SPI_execute("SELECT id, mapping FROM campaign.ingestion_requests"
-				" WHERE status = 'In Progress' ORDER BY id", true, 0);
+	if (load_requests_plan == NULL)
+		load_requests_plan = kept_plan("SELECT id, mapping FROM campaign.ingestion_requests"
+									   " WHERE status = 'In Progress' ORDER BY id", 0, NULL);
+	SPI_execute_plan(load_requests_plan, NULL, NULL, true, 0);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		MemoryContext old = MemoryContextSwitchTo(pass_cxt);
@@ -843,6 +878,7 @@ campaign_worker_main(Datum main_arg)
 	for (;;)
 	{
 		long		sleep_ms;
+		TimestampTz pass_started;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -855,11 +891,23 @@ campaign_worker_main(Datum main_arg)
 		MemoryContextReset(pass_cxt);
 		MemoryContextSwitchTo(pass_cxt);
 		pgstat_report_activity(STATE_RUNNING, "replicating staged changes");
+		pass_started = GetCurrentTimestamp();
 		sleep_ms = worker_pass();
 		pgstat_report_activity(STATE_IDLE, NULL);
 
 		if (sleep_ms > 0)
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
+
+		/*
+		 * Wake-ups come with every ingest commit: coalesce them, so that
+		 * under load one pass serves the commits of MIN_PASS_INTERVAL_MS
+		 * instead of one pass per commit.
+		 */
+		sleep_ms = MIN_PASS_INTERVAL_MS -
+			TimestampDifferenceMilliseconds(pass_started, GetCurrentTimestamp());
+		if (sleep_ms > 0)
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 sleep_ms, PG_WAIT_EXTENSION);
 	}
 }
