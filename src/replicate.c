@@ -1423,6 +1423,7 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	char	   *pending_before;
 	HASHCTL		ctl;
 	bool		sent;
+	MemoryContext caller_cxt = CurrentMemoryContext;	/* outlives SPI's */
 
 	memset(result, 0, sizeof(BatchResult));
 	memset(&b, 0, sizeof(Batch));
@@ -1445,7 +1446,7 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 
 	cloud_set_step("replicating %s: reading the cloud's watermark", schema_name);
 	cloud_command(conn, "BEGIN");
-	params[0] = campaign_origin();
+	params[0] = MemoryContextStrdup(caller_cxt, campaign_origin());
 	params[1] = schema_name;
 	params[2] = b.target;
 	res = cloud_exec(conn, "SELECT w.upto, w.pending, (SELECT string_agg(attname::text, E'\\t')"
@@ -1463,7 +1464,7 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 				 errhint("Deploy it with campaign.deploy('%s').", schema_name)));
 	}
 	hw = strtoi64(PQgetvalue(res, 0, 0), NULL, 10);
-	pending_before = pstrdup(PQgetvalue(res, 0, 1));
+	pending_before = MemoryContextStrdup(caller_cxt, PQgetvalue(res, 0, 1));
 	parse_pending(&b, pending_before);
 	choose_sent_attributes(&b, PQgetvalue(res, 0, 2));
 	PQclear(res);
@@ -1510,7 +1511,9 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	}
 	result->upto = Max(last, hw);
 	result->rows = b.nchanges;
-	result->pending = pending_text(&b);
+	result->pending = MemoryContextStrdup(caller_cxt, pending_text(&b));
+	if (result->warning)
+		result->warning = MemoryContextStrdup(caller_cxt, result->warning);
 	sent = b.nchanges > 0 || b.marks != NIL;
 
 	PopActiveSnapshot();
