@@ -614,7 +614,8 @@ open_claims_floor(Oid relid)
 static void
 compute_pending(Batch *b, int64 hw, int64 examined, int64 new_upto, int64 floor)
 {
-	int64	   *next = palloc(sizeof(int64) * Max(b->npending, 1));
+	int			cap = Max(b->npending, 64);
+	int64	   *next = palloc(sizeof(int64) * cap);
 	int			n = 0;
 	int			seen = 0;
 	int			i;
@@ -636,8 +637,11 @@ compute_pending(Batch *b, int64 hw, int64 examined, int64 new_upto, int64 floor)
 			seen++;
 		if (seen < b->nseen && b->seen[seen] == h)
 			continue;
-		if (n % 1024 == 0 && n >= Max(b->npending, 1))
-			next = repalloc_huge(next, sizeof(int64) * (n + 1024));
+		if (n == cap)
+		{
+			cap *= 2;
+			next = repalloc_huge(next, sizeof(int64) * cap);
+		}
 		next[n++] = h;
 	}
 	b->pending = next;
