@@ -321,7 +321,7 @@ sub wait_worker_blocked
 is(lq("SELECT campaign.start_replication('$SCHEMA')"), 'continuous', '(a) replication started');
 
 my @moments = qw(moved cloud_table_locked moved_delay after_cloud_commit moved
-  waiting_for_ingest moved_delay watermark_locked moved cloud_table_locked
+  ingest_left_open moved_delay watermark_locked moved cloud_table_locked
   moved_delay after_cloud_commit);
 my $kills = 0;
 my $mid_drain = 0;    # kills with changes left to replicate
@@ -361,13 +361,14 @@ for my $moment (@moments)
 		wait_worker_blocked('local') or diag("worker not seen blocked on replication_history");
 		$release = sub { end_session($session); };
 	}
-	elsif ($moment eq 'waiting_for_ingest')
+	elsif ($moment eq 'ingest_left_open')
 	{
-		# an uncommitted ingest (it dies with the crash: an update of a
-		# missing key anyway)
+		# an ingest transaction left open (it dies with the crash: an update
+		# of a missing key anyway); the worker replicates around it
 		$session = local_session();
 		$session->query_safe(q{BEGIN; SELECT campaign.xtk_ingest_ext('<sampleTableStg _key="@id" _operation="update" id="never" testcol1="x" xtkschema="dem:sampleTableStg"/>')});
-		wait_worker_blocked('local', 'virtualxid') or diag("worker not seen waiting for the ingest transaction");
+		wait_for($local, 'SELECT count(*) > 0 FROM campaign.open_ingest_transactions()', 't', 30)
+		  or diag("the open ingest transaction is not listed by campaign.open_ingest_transactions()");
 		$release = sub { end_session($session); };
 	}
 
