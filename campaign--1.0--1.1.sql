@@ -65,6 +65,72 @@ ALTER FUNCTION subscribe(text, text, boolean) RENAME TO subscribe_unchecked;
 ALTER FUNCTION unsubscribe(text, text) RENAME TO unsubscribe_unchecked;
 ALTER FUNCTION ingestion_request(text) RENAME TO ingestion_request_unchecked;
 ALTER FUNCTION ingestion_status(text, bigint) RENAME TO ingestion_status_unchecked;
+-- Their bodies name their parameter after the function: renamed, they
+-- must say so.
+CREATE OR REPLACE FUNCTION ingestion_request_unchecked(mapping text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas;
+    rid bigint;
+BEGIN
+    PERFORM campaign.check_rate_limit('ingestion_request');
+    SELECT * INTO s FROM campaign.schemas r
+     WHERE (r.namespace || ':' || r.name = mapping) AND r.staging_table IS NOT NULL;
+    IF NOT FOUND OR s.deployed_at IS NULL THEN
+        RETURN jsonb_build_object(
+            'info', format('Unable to submit data ingestion request, XDM Mapping ID: %s is not published', mapping),
+            'status', 'Failed');
+    END IF;
+    IF s.mode <> 'stopped' THEN
+        RETURN jsonb_build_object(
+            'info', format('Unable to submit data ingestion request, XDM Mapping ID: %s is not stopped', mapping),
+            'status', 'Failed');
+    END IF;
+    -- one request at a time per mapping
+    PERFORM 1 FROM campaign.schemas r WHERE r.namespace = s.namespace AND r.name = s.name FOR UPDATE;
+    SELECT id INTO rid FROM campaign.ingestion_requests q
+     WHERE q.mapping = ingestion_request_unchecked.mapping AND q.status = 'In Progress';
+    IF FOUND THEN
+        RETURN jsonb_build_object(
+            'requestId', rid,
+            'info', format('Ingestion request already in progress for the Mapping ID: %s', mapping),
+            'status', 'In Progress');
+    END IF;
+    INSERT INTO campaign.ingestion_requests (mapping) VALUES (mapping) RETURNING id INTO rid;
+    PERFORM campaign.notify_worker();
+    RETURN jsonb_build_object(
+        'requestId', rid,
+        'info', format('Ingestion request submitted successfully for the Mapping ID: %s', mapping),
+        'status', 'Success');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ingestion_status_unchecked(mapping text, request_id bigint) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q campaign.ingestion_requests;
+BEGIN
+    PERFORM campaign.check_rate_limit('ingestion_status');
+    SELECT * INTO q FROM campaign.ingestion_requests r
+     WHERE r.id = request_id AND r.mapping = ingestion_status_unchecked.mapping;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no ingestion request % for the Mapping ID: %', request_id, mapping
+              USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN jsonb_build_object(
+        'batchId', q.batch_id,
+        'info', format('Mapping Id: %s.', q.mapping)
+                || CASE WHEN q.status = 'In Progress' THEN '' ELSE ' ' || q.info END,
+        'numRecords', q.num_records,
+        'requestId', q.id,
+        'status', q.status);
+END
+$$;
+
 REVOKE ALL ON FUNCTION describe_unchecked(text) FROM campaign_admin, campaign_ingest;
 REVOKE ALL ON FUNCTION subscribe_unchecked(text, text, boolean), unsubscribe_unchecked(text, text)
     FROM campaign_ingest;
