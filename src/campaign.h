@@ -96,6 +96,7 @@ typedef struct StagingSchema
 	char	   *name;			/* base name, "sampleTable" */
 	char	   *element;		/* element name of a record, "sampleTableStg" */
 	bool		staged;			/* false: registered without autoStg */
+	bool		check_rights;	/* the SQL of 1.1 is installed (rights.c) */
 	Oid			relid;			/* staging table, when staged */
 	Oid			seqid;			/* sequence behind _stg_seq */
 	int			natts;

@@ -16,7 +16,11 @@
  * committed by any backend is seen by all others at their next call.
  *
  * The registry is read through SPI as the owner of the registry tables, so
- * ingest callers need no right on them.  Only staged schemas are cached;
+ * ingest callers need no right on them.  An entry also says whether the
+ * ingest rights of rights.c apply: they come with the SQL of version 1.1,
+ * so a database still at 1.0 (new library, ALTER EXTENSION UPDATE not run
+ * yet) keeps 1.0's rule until the update, whose GRANTs on every staging
+ * table invalidate the entries.  Only staged schemas are cached;
  * unknown or unstaged schemas are looked up again (they are errors anyway).
  *
  *-------------------------------------------------------------------------
@@ -143,7 +147,8 @@ registry_load(const char *namespace, const char *name, const char *xtkschema,
 	int			i;
 
 	SPI_execute_with_args("SELECT s.staging_table IS NOT NULL,"
-						  "       to_regclass(quote_ident(s.sql_schema) || '.' || quote_ident(s.staging_table))::oid"
+						  "       to_regclass(quote_ident(s.sql_schema) || '.' || quote_ident(s.staging_table))::oid,"
+						  "       (SELECT e.extversion <> '1.0' FROM pg_extension e WHERE e.extname = 'campaign')"
 						  "  FROM campaign.schemas s WHERE s.namespace = $1 AND s.name = $2",
 						  2, argtypes, args, NULL, true, 1);
 	if (SPI_processed == 0)
@@ -156,6 +161,7 @@ registry_load(const char *namespace, const char *name, const char *xtkschema,
 	s->name = pstrdup(name);
 	s->element = psprintf("%sStg", name);
 	s->staged = spi_bool(0, 1);
+	s->check_rights = spi_bool(0, 3);
 	s->valid = true;
 	if (s->staged)
 	{
