@@ -154,6 +154,27 @@ REVOKE USAGE ON SCHEMA rights FROM regress_rights_partner;
 SELECT count(*) AS rows_kept, count(*) FILTER (WHERE code = 'changed') AS changed FROM rights.feedastg;
 
 --
+-- The registry is read as its owner with search_path pinned: a role cannot
+-- have a function of its own run there by shadowing one of pg_catalog's.
+--
+SELECT register_schema('<srcSchema name="shadowed" namespace="rights"><element name="shadowed" autoStg="true"><attribute name="code"/></element></srcSchema>');
+GRANT INSERT ON rights.shadowedstg TO regress_rights_partner;
+CREATE SCHEMA regress_rights_shadow;
+GRANT USAGE, CREATE ON SCHEMA regress_rights_shadow TO regress_rights_partner;
+SET ROLE regress_rights_partner;
+CREATE FUNCTION regress_rights_shadow.quote_ident(text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE NOTICE 'the shadowing function ran as %', current_user;
+    RETURN pg_catalog.quote_ident($1);
+END $$;
+SET search_path = regress_rights_shadow, pg_catalog;
+SELECT campaign.xtk_ingest('<shadowedStg code="x" xtkschema="rights:shadowedStg"/>') <> '' AS staged;
+RESET search_path;
+RESET ROLE;
+SET search_path = public, campaign;
+DROP SCHEMA regress_rights_shadow CASCADE;
+
+--
 -- A REVOKE takes effect for the next call of the session, prepared
 -- statements included.
 --
