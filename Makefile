@@ -4,6 +4,13 @@
 #   make test   install what is missing, build, install, run pg_regress + TAP
 #   make valgrind-check   the pg_regress suite against a server under valgrind
 #   make fuzz   libFuzzer + AddressSanitizer on the record and schema parsers
+#   make deb    the Debian package postgresql-15-campaign (dpkg-buildpackage)
+#
+# make installcheck runs pg_regress in a temporary instance configured by
+# test/campaign.conf, unless an existing server is named: PGHOST or PGPORT
+# set (in the environment or on the command line) or USE_EXISTING=1 runs it
+# against that server instead, as PGXS users expect; USE_EXISTING=0 forces
+# the temporary instance.  The TAP tests always start their own clusters.
 
 PG_CONFIG ?= pg_config
 
@@ -15,7 +22,14 @@ PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) $(shell xml2-
 SHLIB_LINK = $(shell xml2-config --libs) -lpq
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+ifneq ($(PGHOST)$(PGPORT),)
+USE_EXISTING ?= 1
+endif
+ifeq ($(USE_EXISTING),1)
+REGRESS_OPTS =
+else
 REGRESS_OPTS = --temp-instance=$(CURDIR)/tmp_check_regress --temp-config=$(srcdir)/test/campaign.conf
+endif
 TAP_TESTS = 1
 PROVE_TESTS = test/t/*.pl
 EXTRA_CLEAN = tmp_check_regress tmp_check results regression.diffs regression.out log

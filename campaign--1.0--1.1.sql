@@ -9,6 +9,288 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION campaign UPDATE TO '1.1'" to load this file. \quit
 
+/* Issue 17: ingest rights per staged schema (src/rights.c).
+ *
+ * The rights are privileges on each schema's staging table: INSERT for
+ * inserts, INSERT and UPDATE for upserts, UPDATE for updates, DELETE for
+ * deletes.  campaign_ingest still grants the right to call the functions,
+ * no longer the right to write every schema.
+ */
+
+-- The checks: for the APIs written in SQL, which get their caller from the
+-- entry points below.  Executable by no role.
+CREATE FUNCTION require_ingest_rights(role oid, schema text, operation text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'require_ingest_rights' LANGUAGE C STABLE;
+COMMENT ON FUNCTION require_ingest_rights(oid, text, text) IS 'Refuse (42501) unless the role may stage that operation (NULL: any) into the staging schema';
+
+-- May the role see the schema ('ns:name' or 'ns:nameStg')?  campaign_admin
+-- sees every schema, any other role those it feeds (holds INSERT, UPDATE or
+-- DELETE on their staging table).
+CREATE FUNCTION schema_visible_to(role oid, schema text) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_has_role(role, 'campaign_admin', 'USAGE')
+        OR EXISTS (SELECT 1 FROM campaign.schemas s
+                    WHERE (s.namespace || ':' || s.name = schema
+                           OR s.namespace || ':' || s.name || 'Stg' = schema)
+                      AND s.staging_table IS NOT NULL
+                      AND has_table_privilege(role,
+                              to_regclass(format('%I.%I', s.sql_schema, s.staging_table)),
+                              'INSERT, UPDATE, DELETE'))
+$$;
+
+-- A mapping ('dem:sampleTable') is requested by the roles that feed it; an
+-- unknown or unstaged mapping is left to the API's own answer.
+CREATE FUNCTION require_mapping_rights(role oid, mapping text) RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM campaign.schemas s
+                WHERE s.namespace || ':' || s.name = mapping AND s.staging_table IS NOT NULL) THEN
+        PERFORM campaign.require_ingest_rights(role, mapping || 'Stg', NULL);
+    END IF;
+END
+$$;
+
+-- The APIs written in SQL run as the extension's owner, where the caller is
+-- no longer known.  Each becomes: an entry point in C (SECURITY INVOKER)
+-- that passes its caller to <api>_as(caller, ...), which checks the
+-- caller's rights and calls the 1.0 function, renamed <api>_unchecked.
+-- Neither is executable by any role.
+ALTER FUNCTION describe(text) RENAME TO describe_unchecked;
+ALTER FUNCTION subscribe(text, text, boolean) RENAME TO subscribe_unchecked;
+ALTER FUNCTION unsubscribe(text, text) RENAME TO unsubscribe_unchecked;
+ALTER FUNCTION ingestion_request(text) RENAME TO ingestion_request_unchecked;
+ALTER FUNCTION ingestion_status(text, bigint) RENAME TO ingestion_status_unchecked;
+-- Their bodies name their parameter after the function: renamed, they
+-- must say so.
+CREATE OR REPLACE FUNCTION ingestion_request_unchecked(mapping text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s campaign.schemas;
+    rid bigint;
+BEGIN
+    PERFORM campaign.check_rate_limit('ingestion_request');
+    SELECT * INTO s FROM campaign.schemas r
+     WHERE (r.namespace || ':' || r.name = mapping) AND r.staging_table IS NOT NULL;
+    IF NOT FOUND OR s.deployed_at IS NULL THEN
+        RETURN jsonb_build_object(
+            'info', format('Unable to submit data ingestion request, XDM Mapping ID: %s is not published', mapping),
+            'status', 'Failed');
+    END IF;
+    IF s.mode <> 'stopped' THEN
+        RETURN jsonb_build_object(
+            'info', format('Unable to submit data ingestion request, XDM Mapping ID: %s is not stopped', mapping),
+            'status', 'Failed');
+    END IF;
+    -- one request at a time per mapping
+    PERFORM 1 FROM campaign.schemas r WHERE r.namespace = s.namespace AND r.name = s.name FOR UPDATE;
+    SELECT id INTO rid FROM campaign.ingestion_requests q
+     WHERE q.mapping = ingestion_request_unchecked.mapping AND q.status = 'In Progress';
+    IF FOUND THEN
+        RETURN jsonb_build_object(
+            'requestId', rid,
+            'info', format('Ingestion request already in progress for the Mapping ID: %s', mapping),
+            'status', 'In Progress');
+    END IF;
+    INSERT INTO campaign.ingestion_requests (mapping) VALUES (mapping) RETURNING id INTO rid;
+    PERFORM campaign.notify_worker();
+    RETURN jsonb_build_object(
+        'requestId', rid,
+        'info', format('Ingestion request submitted successfully for the Mapping ID: %s', mapping),
+        'status', 'Success');
+END
+$$;
+
+CREATE OR REPLACE FUNCTION ingestion_status_unchecked(mapping text, request_id bigint) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q campaign.ingestion_requests;
+BEGIN
+    PERFORM campaign.check_rate_limit('ingestion_status');
+    SELECT * INTO q FROM campaign.ingestion_requests r
+     WHERE r.id = request_id AND r.mapping = ingestion_status_unchecked.mapping;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no ingestion request % for the Mapping ID: %', request_id, mapping
+              USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN jsonb_build_object(
+        'batchId', q.batch_id,
+        'info', format('Mapping Id: %s.', q.mapping)
+                || CASE WHEN q.status = 'In Progress' THEN '' ELSE ' ' || q.info END,
+        'numRecords', q.num_records,
+        'requestId', q.id,
+        'status', q.status);
+END
+$$;
+
+REVOKE ALL ON FUNCTION describe_unchecked(text) FROM campaign_admin, campaign_ingest;
+REVOKE ALL ON FUNCTION subscribe_unchecked(text, text, boolean), unsubscribe_unchecked(text, text)
+    FROM campaign_ingest;
+REVOKE ALL ON FUNCTION ingestion_request_unchecked(text), ingestion_status_unchecked(text, bigint)
+    FROM campaign_sql_function;
+
+CREATE FUNCTION describe_as(caller oid, schema text)
+RETURNS TABLE (item text, name text, sql_name text, type text, label text, description text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- a schema the caller may not see describes as an unregistered one
+    IF campaign.schema_visible_to(caller, schema) THEN
+        RETURN QUERY SELECT * FROM campaign.describe_unchecked(schema);
+    END IF;
+END
+$$;
+
+CREATE FUNCTION subscribe_as(caller oid, service text, recipient text, "create" boolean)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM campaign.require_ingest_rights(caller, 'nms:subscriptionRcpStg', 'insertOrUpdate');
+    IF "create" THEN
+        PERFORM campaign.require_ingest_rights(caller, 'nms:recipientStg', 'insertOrUpdate');
+    END IF;
+    RETURN campaign.subscribe_unchecked(service, recipient, "create");
+END
+$$;
+
+CREATE FUNCTION unsubscribe_as(caller oid, service text, recipient text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM campaign.require_ingest_rights(caller, 'nms:subscriptionRcpStg', 'delete');
+    RETURN campaign.unsubscribe_unchecked(service, recipient);
+END
+$$;
+
+CREATE FUNCTION ingestion_request_as(caller oid, mapping text) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM campaign.require_mapping_rights(caller, mapping);
+    RETURN campaign.ingestion_request_unchecked(mapping);
+END
+$$;
+
+CREATE FUNCTION ingestion_status_as(caller oid, mapping text, request_id bigint) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM campaign.require_mapping_rights(caller, mapping);
+    RETURN campaign.ingestion_status_unchecked(mapping, request_id);
+END
+$$;
+
+CREATE FUNCTION describe(schema text)
+RETURNS TABLE (item text, name text, sql_name text, type text, label text, description text)
+AS 'MODULE_PATHNAME', 'describe_as_caller' LANGUAGE C STABLE;
+CREATE FUNCTION subscribe(service text, recipient text, "create" boolean DEFAULT false)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'subscribe_as_caller' LANGUAGE C VOLATILE;
+CREATE FUNCTION unsubscribe(service text, recipient text) RETURNS bigint
+AS 'MODULE_PATHNAME', 'unsubscribe_as_caller' LANGUAGE C VOLATILE;
+CREATE FUNCTION ingestion_request(mapping text) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'ingestion_request_as_caller' LANGUAGE C VOLATILE;
+CREATE FUNCTION ingestion_status(mapping text, request_id bigint) RETURNS jsonb
+AS 'MODULE_PATHNAME', 'ingestion_status_as_caller' LANGUAGE C VOLATILE;
+
+COMMENT ON FUNCTION describe(text) IS 'Documentation of a registered schema the caller may see: SQL table, fields, keys, indexes';
+COMMENT ON FUNCTION subscribe(text, text, boolean) IS 'nms:subscription Subscribe: stage a subscription, applied by the next subscription pass; returns the request id';
+COMMENT ON FUNCTION unsubscribe(text, text) IS 'nms:subscription Unsubscribe: stage an unsubscription, applied by the next subscription pass; returns the request id';
+COMMENT ON FUNCTION ingestion_request(text) IS 'POST .../xdmIngestion/<mapping>/ingest: replicate a stopped mapping now';
+COMMENT ON FUNCTION ingestion_status(text, bigint) IS 'GET .../xdmIngestion/<mapping>/ingest: the status of a request';
+
+REVOKE ALL ON FUNCTION require_ingest_rights(oid, text, text), schema_visible_to(oid, text),
+    require_mapping_rights(oid, text), describe_as(oid, text),
+    subscribe_as(oid, text, text, boolean), unsubscribe_as(oid, text, text),
+    ingestion_request_as(oid, text), ingestion_status_as(oid, text, bigint),
+    describe(text), subscribe(text, text, boolean), unsubscribe(text, text),
+    ingestion_request(text), ingestion_status(text, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION describe(text) TO campaign_admin, campaign_ingest;
+GRANT EXECUTE ON FUNCTION subscribe(text, text, boolean), unsubscribe(text, text) TO campaign_ingest;
+GRANT EXECUTE ON FUNCTION ingestion_request(text), ingestion_status(text, bigint) TO campaign_sql_function;
+
+-- Every staging table: row-level security without any policy, so that the
+-- privileges only serve the checks (a non-owner's direct INSERT fails,
+-- UPDATE, DELETE and SELECT see no row), and campaign_admin may grant
+-- them.  register_schema() does the same for the tables it creates.
+--
+-- Upgrade from 1.0 only: campaign_ingest keeps what it had, INSERT, UPDATE
+-- and DELETE on every staging table existing then, explicitly (README: the
+-- administrator revokes what is not wanted).  A fresh install grants
+-- campaign_ingest nothing: CREATE EXTENSION ran the 1.0 script in this
+-- same transaction, so every member of the extension was made by it.
+--
+-- pg_dump dumps a table's privileges as a difference from its
+-- pg_init_privs row, which PostgreSQL 15 writes for every GRANT made by an
+-- extension script, member of the extension or not.  So that a restore
+-- (a fresh install) gets them back: the built-in tables keep as initial
+-- privileges what a fresh install has, without campaign_ingest's; the
+-- tables registered by users, and their SQL schemas, get no initial
+-- privileges, as any table of theirs.
+DO $$
+DECLARE
+    ext oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'campaign');
+    upgrading boolean;
+    t record;
+    fresh_acl aclitem[];
+BEGIN
+    upgrading := EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                          WHERE d.refclassid = 'pg_catalog.pg_extension'::regclass
+                            AND d.refobjid = ext AND d.deptype = 'e'
+                            AND pg_catalog.age(d.xmin) > 0);
+    FOR t IN
+        SELECT c.oid AS rel, c.relnamespace AS nsp,
+               format('%I.%I', s.sql_schema, s.staging_table) AS qualified,
+               EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                        WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid
+                          AND d.refobjid = ext AND d.deptype = 'e') AS member,
+               EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                        WHERE d.classid = 'pg_catalog.pg_namespace'::regclass AND d.objid = c.relnamespace
+                          AND d.refobjid = ext AND d.deptype = 'e') AS nsp_member
+          FROM campaign.schemas s
+          JOIN pg_catalog.pg_class c
+            ON c.oid = pg_catalog.to_regclass(format('%I.%I', s.sql_schema, s.staging_table))
+         WHERE s.staging_table IS NOT NULL
+    LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t.qualified);
+        EXECUTE format('GRANT USAGE ON SCHEMA %s TO campaign_admin', t.nsp::regnamespace);
+        EXECUTE format('GRANT INSERT, UPDATE, DELETE ON %s TO campaign_admin WITH GRANT OPTION',
+                       t.qualified);
+        SELECT p.initprivs INTO fresh_acl FROM pg_catalog.pg_init_privs p
+         WHERE p.classoid = 'pg_catalog.pg_class'::regclass AND p.objoid = t.rel AND p.objsubid = 0;
+        IF upgrading THEN
+            EXECUTE format('GRANT INSERT, UPDATE, DELETE ON %s TO campaign_ingest', t.qualified);
+        END IF;
+        IF t.member THEN
+            UPDATE pg_catalog.pg_init_privs p SET initprivs = fresh_acl
+             WHERE p.classoid = 'pg_catalog.pg_class'::regclass AND p.objoid = t.rel AND p.objsubid = 0;
+        ELSE
+            DELETE FROM pg_catalog.pg_init_privs p
+             WHERE p.classoid = 'pg_catalog.pg_class'::regclass AND p.objoid = t.rel;
+        END IF;
+        IF NOT t.nsp_member THEN
+            DELETE FROM pg_catalog.pg_init_privs p
+             WHERE p.classoid = 'pg_catalog.pg_namespace'::regclass AND p.objoid = t.nsp;
+        END IF;
+    END LOOP;
+END
+$$;
+
 -- ---------------------------------------------------------------------------
 -- Replication engine (issues 10 and 11): rows the cloud rejected hold the
 -- later changes of their keys behind them.  Such a held row carries

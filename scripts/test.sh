@@ -3,7 +3,8 @@
 #   1. builds the extension (make) and installs it (make install, via sudo
 #      when not root);
 #   2. copies the tree to a scratch dir and runs `make installcheck` there:
-#      pg_regress (sql/ + expected/, temp instance) then the TAP tests
+#      pg_regress (sql/ + expected/, temp instance even when PGHOST/PGPORT
+#      are set: USE_EXISTING=0) then the TAP tests
 #      (test/t/*.pl). As root it runs them as the `postgres` user, since
 #      initdb refuses root;
 #   3. runs the fuzz targets (scripts/fuzz.sh: libFuzzer and AddressSanitizer
@@ -43,7 +44,7 @@ r_rc=0 t_rc=0
 if compgen -G "$WORK/sql/*.sql" >/dev/null; then
     echo "=== pg_regress"
     set +e
-    "${RUNAS[@]}" make -C "$WORK" installcheck PG_CONFIG="$PG_CONFIG" TAP_TESTS= 2>&1 | tee "$WORK/regress.log"
+    "${RUNAS[@]}" make -C "$WORK" installcheck PG_CONFIG="$PG_CONFIG" TAP_TESTS= USE_EXISTING=0 2>&1 | tee "$WORK/regress.log"
     r_rc=${PIPESTATUS[0]}
     set -e
 else

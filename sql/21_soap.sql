@@ -37,6 +37,10 @@ CREATE ROLE regress_soap_super SUPERUSER LOGIN PASSWORD 'super secret';
 SET password_encryption = 'md5';
 CREATE ROLE regress_soap_md5 LOGIN PASSWORD 'md5 secret' IN ROLE campaign_ingest;
 RESET password_encryption;
+-- The ingest rights the methods below need (33_schema_rights tests them).
+GRANT INSERT, UPDATE, DELETE ON dem.sampletablestg, nms.servicestg, nms.recipientstg,
+    nms.subscriptionrcpstg TO regress_soap_api;
+GRANT INSERT, UPDATE, DELETE ON dem.sampletablestg TO regress_soap_md5;
 SELECT rolname, left(rolpassword, 13) AS secret_kind FROM pg_authid
  WHERE rolname IN ('regress_soap_api', 'regress_soap_md5') ORDER BY 1;
 
@@ -432,5 +436,7 @@ SELECT id FROM dem.sampletablestg WHERE id LIKE 'T%' ORDER BY id;
 
 -- Clean up.
 DELETE FROM campaign.soap_sessions;
+REVOKE ALL ON dem.sampletablestg, nms.servicestg, nms.recipientstg, nms.subscriptionrcpstg
+    FROM regress_soap_api, regress_soap_md5;
 DROP ROLE regress_soap_gateway, regress_soap_api, regress_soap_reader, regress_soap_nologin,
     regress_soap_expired, regress_soap_super, regress_soap_md5, regress_soap_admin;

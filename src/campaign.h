@@ -13,6 +13,9 @@
  *	  record.c    one XML record -> the values of one staging row
  *	  ingest.c    xtk_ingest() / xtk_ingest_ext(): staging writes through
  *	              the executor's multi-insert path
+ *	  rights.c    ingest rights per staged schema (privileges on the staging
+ *	              table), and the entry points that check the APIs written
+ *	              in SQL as their caller
  *	  throttle.c  per-API rate limits: token buckets in shared memory
  *	  soap.c      campaign.soap(): SOAP 1.1 envelopes, sessions, Faults
  *
@@ -25,6 +28,7 @@
 
 #include "access/attnum.h"
 #include "fmgr.h"
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
@@ -96,6 +100,7 @@ typedef struct StagingSchema
 	char	   *name;			/* base name, "sampleTable" */
 	char	   *element;		/* element name of a record, "sampleTableStg" */
 	bool		staged;			/* false: registered without autoStg */
+	bool		check_rights;	/* the SQL of 1.1 is installed (rights.c) */
 	Oid			relid;			/* staging table, when staged */
 	Oid			seqid;			/* sequence behind _stg_seq */
 	int			natts;
@@ -234,6 +239,14 @@ extern void campaign_check_name(const char *name, const char *what);
 extern StagingSchema *staging_schema_lookup(const char *xtkschema);
 extern CampaignAttribute *staging_schema_attribute(StagingSchema *schema,
 												   const char *name);
+
+/* rights.c: "any of them", for a role that feeds a schema at all. */
+#define CAMPAIGN_RIGHTS_ANY (ACL_INSERT | ACL_UPDATE | ACL_DELETE)
+
+extern AclMode campaign_operation_rights(StagedOperation op, bool keyed);
+extern AclMode campaign_ingest_rights(Oid relid, Oid roleid);
+extern void campaign_refuse_rights(const char *xtkschema, Oid relid, Oid roleid,
+								   AclMode needed, AclMode have) pg_attribute_noreturn();
 
 /* ingest.c */
 extern text *ingest_document(text *doc_text, bool ext);

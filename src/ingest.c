@@ -16,9 +16,11 @@
  * All or nothing: any error aborts the statement's (sub)transaction, which
  * undoes the rows already written.
  *
- * The staging tables are written directly, without the caller's rights on
- * them: the right to call these functions (campaign_ingest) is what is
- * checked.  The registry is read through registry.c's cache.
+ * Rights: the staging tables are written directly, so no privilege is
+ * checked by the executor; these functions check the caller's own (see
+ * rights.c): before reading any record, that it feeds the schema at all
+ * (INSERT for xtk_ingest), then for each record the privileges of its
+ * operation.  The registry is read through registry.c's cache.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +32,7 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "record.h"
 #include "storage/lmgr.h"
@@ -198,6 +201,7 @@ typedef struct IngestState
 	RecordBuilder builder;
 	StagingWriter writer;
 	StringInfoData uuids;		/* the result */
+	AclMode		rights;			/* the caller's on the staging table */
 	int			recno;
 	Datum		lastmod;
 	unsigned char random[UUID_LEN * INGEST_CHUNK];	/* for the UUIDs */
@@ -212,6 +216,7 @@ stage_record(IngestState *st, xmlNodePtr rec)
 	TupleTableSlot *slot;
 	MemoryContext old;
 	bool		keyed;
+	AclMode		needed;
 
 	if (st->nrandom == 0)
 	{
@@ -227,6 +232,10 @@ stage_record(IngestState *st, xmlNodePtr rec)
 	old = MemoryContextSwitchTo(st->writer.chunk_cxt);
 	keyed = record_build(&st->builder, rec, ++st->recno, slot->tts_values,
 						 slot->tts_isnull);
+	needed = campaign_operation_rights(st->builder.op, keyed);
+	if ((needed & ~st->rights) != 0)
+		campaign_refuse_rights(schema->xtkschema, schema->relid, GetUserId(),
+							   needed, st->rights);
 	slot->tts_values[schema->att_uuid - 1] =
 		random_uuid(st->random + UUID_LEN * --st->nrandom);
 	slot->tts_isnull[schema->att_uuid - 1] = false;
@@ -284,6 +293,13 @@ ingest_stream(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader, bool ext)
 						campaign_shorten(rootname)),
 				 errhint("Name the staging schema, e.g. xtkschema=\"dem:sampleTableStg\".")));
 	st->schema = lookup_and_lock(xtkschema);
+	/* Locked, so the privileges read are the committed ones. */
+	st->rights = st->schema->check_rights ?
+		campaign_ingest_rights(st->schema->relid, GetUserId()) : CAMPAIGN_RIGHTS_ANY;
+	if (ext ? st->rights == 0 : !(st->rights & ACL_INSERT))
+		campaign_refuse_rights(st->schema->xtkschema, st->schema->relid,
+							   GetUserId(), ext ? CAMPAIGN_RIGHTS_ANY : ACL_INSERT,
+							   st->rights);
 	st->lastmod = TimestampTzGetDatum(GetCurrentTimestamp());
 
 	record_builder_init(&st->builder, st->schema, ext);

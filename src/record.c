@@ -429,6 +429,7 @@ record_build(RecordBuilder *b, xmlNodePtr rec, int recno,
 		nulls[s->atts[i].attnum - 1] = false;
 	fill_values(b, op, values, nulls);
 
+	b->op = op;
 	values[s->att_operation - 1] = b->op_datums[op];
 	nulls[s->att_operation - 1] = false;
 	nulls[s->att_key - 1] = (key_raw == NULL);

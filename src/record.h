@@ -30,6 +30,7 @@ typedef struct RecordBuilder
 	int		   *key_atts;		/* indexes of the key attributes */
 	int			key_natts;
 	Datum		op_datums[4];	/* _operation values, by StagedOperation */
+	StagedOperation op;			/* operation of the record last built */
 	ErrorContextCallback errcb;
 } RecordBuilder;
 

@@ -16,7 +16,13 @@
  * committed by any backend is seen by all others at their next call.
  *
  * The registry is read through SPI as the owner of the registry tables, so
- * ingest callers need no right on them.  Only staged schemas are cached;
+ * ingest callers need no right on them, with search_path pinned as in a
+ * SECURITY DEFINER function (else a caller's function named like one of
+ * pg_catalog's, early in its search_path, would run as that owner).  An entry also says whether the
+ * ingest rights of rights.c apply: they come with the SQL of version 1.1,
+ * so a database still at 1.0 (new library, ALTER EXTENSION UPDATE not run
+ * yet) keeps 1.0's rule until the update, whose GRANTs on every staging
+ * table invalidate the entries.  Only staged schemas are cached;
  * unknown or unstaged schemas are looked up again (they are errors anyway).
  *
  *-------------------------------------------------------------------------
@@ -32,6 +38,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/catcache.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -143,7 +150,8 @@ registry_load(const char *namespace, const char *name, const char *xtkschema,
 	int			i;
 
 	SPI_execute_with_args("SELECT s.staging_table IS NOT NULL,"
-						  "       to_regclass(quote_ident(s.sql_schema) || '.' || quote_ident(s.staging_table))::oid"
+						  "       to_regclass(quote_ident(s.sql_schema) || '.' || quote_ident(s.staging_table))::oid,"
+						  "       (SELECT e.extversion <> '1.0' FROM pg_extension e WHERE e.extname = 'campaign')"
 						  "  FROM campaign.schemas s WHERE s.namespace = $1 AND s.name = $2",
 						  2, argtypes, args, NULL, true, 1);
 	if (SPI_processed == 0)
@@ -156,6 +164,7 @@ registry_load(const char *namespace, const char *name, const char *xtkschema,
 	s->name = pstrdup(name);
 	s->element = psprintf("%sStg", name);
 	s->staged = spi_bool(0, 1);
+	s->check_rights = spi_bool(0, 3);
 	s->valid = true;
 	if (s->staged)
 	{
@@ -262,6 +271,7 @@ staging_schema_lookup(const char *xtkschema)
 	bool		found;
 	Oid			save_userid;
 	int			save_sec;
+	int			save_nestlevel;
 	MemoryContext cxt;
 	StagingSchema *s;
 
@@ -282,6 +292,10 @@ staging_schema_lookup(const char *xtkschema)
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(registry_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	/* As SECURITY DEFINER functions do: the caller's path must not lead here. */
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	SPI_connect();
 	PG_TRY();
 	{
@@ -294,6 +308,7 @@ staging_schema_lookup(const char *xtkschema)
 	}
 	PG_END_TRY();
 	SPI_finish();
+	AtEOXact_GUC(true, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec);
 
 	if (s == NULL || !is_staging || !s->staged)

@@ -25,7 +25,11 @@
  * checked by campaign_check_name() and quoted with quote_identifier().
  *
  * The SQL function is SECURITY DEFINER, so the DDL runs as the extension's
- * owner and the objects belong to it.
+ * owner and the objects belong to it.  A new staging table grants nothing
+ * to anyone but its administrators: campaign_admin gets INSERT, UPDATE and
+ * DELETE with grant option (and USAGE on its SQL schema), so that it can
+ * grant the ingest rights of rights.c; row-level security without any
+ * policy keeps those privileges from opening the table to direct writes.
  *
  *-------------------------------------------------------------------------
  */
@@ -537,6 +541,12 @@ create_staging_table(ParsedSchema *ps, const char *qualified, int64 replicated_u
 	run_sql(sql.data);
 	/* The worker finds the rows in error (and their keys) through it. */
 	run_sql(psprintf("CREATE INDEX ON %s (" STG_COL_SEQ ") WHERE " STG_COL_ERROR " IS NOT NULL",
+					 qualified));
+
+	run_sql(psprintf("ALTER TABLE %s ENABLE ROW LEVEL SECURITY", qualified));
+	run_sql(psprintf("GRANT USAGE ON SCHEMA %s TO campaign_admin",
+					 quote_identifier(sql_name(ps->namespace))));
+	run_sql(psprintf("GRANT INSERT, UPDATE, DELETE ON %s TO campaign_admin WITH GRANT OPTION",
 					 qualified));
 }
 

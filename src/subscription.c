@@ -10,8 +10,10 @@
  * nms:subscriptionRcp to the cloud, in staging order, so a subscribe
  * followed by an unsubscribe within one interval ends unsubscribed.
  *
- * campaign.subscribe() / unsubscribe() (SQL, SECURITY DEFINER) check the
- * service and the recipient, then call campaign.stage_subscription() here,
+ * campaign.subscribe() / unsubscribe() check the caller's ingest rights on
+ * the staging tables (rights.c), then their SQL bodies
+ * (subscribe_unchecked(), SECURITY DEFINER) check the service and the
+ * recipient and call campaign.stage_subscription() here,
  * which turns the caller's recipient element into staged changes through
  * the ordinary ingest path:
  *	  - with create, the recipient itself: <recipient .../> becomes

@@ -252,6 +252,9 @@ is(lq("SELECT campaign.register_schema(\$x\$
   </element>
 </srcSchema>\$x\$)"), 'dem:plain', 'schema without staging registered');
 
+# The request API's role feeds the mappings it requests (issue 17).
+lq(q{GRANT INSERT ON nms.recipientstg, nms.servicestg, dem.sampletablestg, dem.otherstg TO api});
+
 like(lq("SELECT campaign.deploy('$R')"), qr/recipient/, 'nms:recipient deployed');
 like(lq("SELECT campaign.deploy('$D')"), qr/sampletable/, 'dem:sampleTable deployed');
 like(lq("SELECT campaign.deploy('dem:plain')"), qr/plain/, 'dem:plain deployed');

@@ -138,6 +138,7 @@ lq(qq{CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw
         OPTIONS (host '$cloud_host', port '$cloud_port', dbname 'postgres')});
 lq('CREATE USER MAPPING FOR PUBLIC SERVER ffda');
 lq(q{CREATE ROLE ing LOGIN IN ROLE campaign_ingest;
+     GRANT INSERT, UPDATE, DELETE ON nms.recipientstg, nms.subscriptionrcpstg TO ing;
      CREATE ROLE nobody LOGIN;
      GRANT USAGE ON SCHEMA campaign TO nobody;
      CREATE FUNCTION public.try_sql(sql text) RETURNS text LANGUAGE plpgsql AS $$
@@ -195,6 +196,13 @@ like(try_as('nobody', q{SELECT campaign.subscribe('news', '<recipient email="x@e
 	qr/^42501 permission denied for function subscribe$/, 'subscribe needs campaign_ingest');
 like(try_as('nobody', q{SELECT campaign.unsubscribe('news', '<recipient email="x@example.com"/>')}),
 	qr/^42501 permission denied for function unsubscribe$/, 'unsubscribe needs campaign_ingest');
+lq(q{CREATE ROLE bare LOGIN IN ROLE campaign_ingest});
+like(try_as('bare', q{SELECT campaign.subscribe('news', '<recipient email="x@example.com"/>', true)}),
+	qr/^42501 permission denied to upsert into schema "nms:subscriptionRcpStg"$/,
+	'campaign_ingest alone: subscribe needs INSERT and UPDATE on nms.subscriptionrcpstg');
+like(try_as('bare', q{SELECT campaign.unsubscribe('news', '<recipient email="x@example.com"/>')}),
+	qr/^42501 permission denied to delete from schema "nms:subscriptionRcpStg"$/,
+	'campaign_ingest alone: unsubscribe needs DELETE on nms.subscriptionrcpstg');
 is(staged_count(), '0/0', 'refused calls staged nothing');
 
 # ================================================================ create, asynchronous

@@ -115,6 +115,7 @@ is( $node->safe_psql(
 
 $node->safe_psql('postgres', q{
 CREATE ROLE api LOGIN PASSWORD 'api secret' IN ROLE campaign_ingest;
+GRANT INSERT ON thr.limitedstg TO api;
 CREATE ROLE gateway IN ROLE campaign_soap;
 });
 my $logon = $node->safe_psql('postgres', q{
