@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """check-meta.py [ROOT] — checks the release metadata of the tree at ROOT
 (default: the repository this script is in).
 

@@ -49,7 +49,7 @@ ok($version, "campaign.control's default_version is $version");
 
 # ---------------------------------------------------------------- metadata
 
-my ($rc, $out, $err) = run_cmd([ 'python3', "$root/scripts/check-meta.py", $root ]);
+my ($rc, $out, $err) = run_cmd([ '/usr/bin/python3', "$root/scripts/check-meta.py", $root ]);
 is($rc, 0, 'check-meta.py accepts the tree') or diag($out . $err);
 like($out, qr/^check-meta: ok/m, 'META.json valid and consistent');
 
@@ -65,7 +65,7 @@ $meta =~ s/\s*"license": "[^"]*",//g or die 'no license in META.json';
 open(my $fh, '>', "$bad/META.json") or die $!;
 print $fh $meta;
 close $fh;
-($rc, $out, $err) = run_cmd([ 'python3', "$root/scripts/check-meta.py", $bad ]);
+($rc, $out, $err) = run_cmd([ '/usr/bin/python3', "$root/scripts/check-meta.py", $bad ]);
 isnt($rc, 0, 'check-meta.py refuses a META.json that disagrees');
 like($out, qr/'license' is a required property/, 'the missing license is named');
 like($out, qr/version '1\.0\.0', campaign\.control's default_version '\Q$version\E'/,
