@@ -2,7 +2,7 @@
 -- 11_settings: a document means the same whatever the calling session's
 -- settings (DateStyle, IntervalStyle, TimeZone, extra_float_digits): dates
 -- and times are ISO 8601, a datetime without an offset is UTC, a timespan
--- is seconds or an ISO 8601 duration (README "Values and server settings").
+-- is seconds or an ISO 8601 duration (README: "Values", "Server settings").
 --
 SET search_path = public, campaign;
 \pset null '(null)'

@@ -35,9 +35,10 @@
  * uuid) go to their type's input function, which no setting affects.
  *
  * Dates and times are parsed into fields here and converted with date2j()
- * and tm2timestamp(): no string is handed to the date/time input functions,
- * and no setting is changed, so this costs less than the input functions
- * did.
+ * and tm2timestamp(): no string is handed to the date/time input functions
+ * and no setting is changed on the ingest path.  campaign_datetime_out()
+ * writes the datetimes of the documents the extension builds itself
+ * (subscriptions), in ISO 8601 UTC.
  *
  *-------------------------------------------------------------------------
  */
@@ -46,7 +47,6 @@
 #include "catalog/pg_type.h"
 #include "common/int.h"
 #include "miscadmin.h"
-#include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/float.h"
