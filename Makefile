@@ -52,7 +52,13 @@ fuzz:
 	bash scripts/install-deps.sh fuzz
 	bash scripts/fuzz.sh
 
-.PHONY: demo test deps valgrind-check fuzz
+# The Debian package postgresql-15-campaign, built with pg_buildext by
+# dpkg-buildpackage in this tree; the .deb lands in the parent directory.
+deb:
+	bash scripts/install-deps.sh package
+	dpkg-buildpackage -us -uc -b
+
+.PHONY: demo test deps valgrind-check fuzz deb
 deps:
 	bash scripts/install-deps.sh
 
@@ -60,5 +66,5 @@ demo: deps
 	bash scripts/demo.sh
 
 test:
-	bash scripts/install-deps.sh fuzz
+	bash scripts/install-deps.sh fuzz package
 	bash scripts/test.sh

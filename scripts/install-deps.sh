@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# install-deps.sh [fuzz] [valgrind] — install the Debian 12 packages needed to
-# build and test the campaign extension (`make deps`); `fuzz` adds clang's
-# libFuzzer, AddressSanitizer and symbolizer (make fuzz, make test),
-# `valgrind` adds valgrind (make valgrind-check). Idempotent: a quick no-op
+# install-deps.sh [fuzz] [valgrind] [package] — install the Debian 12 packages
+# needed to build and test the campaign extension (`make deps`); `fuzz` adds
+# clang's libFuzzer, AddressSanitizer and symbolizer (make fuzz, make test),
+# `valgrind` adds valgrind (make valgrind-check), `package` the Debian
+# packaging tools and the PGXN META.json validator (make deb, make test:
+# test/t/060_package.pl). Idempotent: a quick no-op
 # when all are present; otherwise one `apt-get update` and one `apt-get
 # install`. Runs as
 # root, or through sudo otherwise. Does not use Debian's auto-created `main`
@@ -16,7 +18,9 @@ for extra in "$@"; do
     case $extra in
         fuzz) PKGS+=(clang-14 libclang-rt-14-dev llvm-14) ;;
         valgrind) PKGS+=(valgrind) ;;
-        *) echo "install-deps: unknown group $extra (fuzz, valgrind)" >&2; exit 1 ;;
+        package) PKGS+=(debhelper postgresql-server-dev-all devscripts fakeroot dpkg-dev
+                        binutils python3-jsonschema) ;;
+        *) echo "install-deps: unknown group $extra (fuzz, valgrind, package)" >&2; exit 1 ;;
     esac
 done
 # postgresql-contrib-15 is a virtual package in Debian 12 (provided by

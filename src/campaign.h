@@ -11,6 +11,7 @@
  *	  registry.c  per-backend cache of registered staging schemas, read from
  *	              the registry and invalidated through the relcache
  *	  record.c    one XML record -> the values of one staging row
+ *	  value.c     one value's text -> its Datum, whatever the settings
  *	  ingest.c    xtk_ingest() / xtk_ingest_ext(): staging writes through
  *	              the executor's multi-insert path
  *	  rights.c    ingest rights per staged schema (privileges on the staging
@@ -27,6 +28,7 @@
 #include "postgres.h"
 
 #include "access/attnum.h"
+#include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
@@ -247,6 +249,12 @@ extern AclMode campaign_operation_rights(StagedOperation op, bool keyed);
 extern AclMode campaign_ingest_rights(Oid relid, Oid roleid);
 extern void campaign_refuse_rights(const char *xtkschema, Oid relid, Oid roleid,
 								   AclMode needed, AclMode have) pg_attribute_noreturn();
+
+/* value.c */
+extern Datum campaign_value_in(const char *attname, const char *type,
+							   Oid typid, FmgrInfo *infunc, Oid typioparam,
+							   const char *value);
+extern char *campaign_datetime_out(TimestampTz ts);
 
 /* ingest.c */
 extern text *ingest_document(text *doc_text, bool ext);

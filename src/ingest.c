@@ -373,6 +373,13 @@ ingest_document(text *doc_text, bool ext)
 	text	   *result = NULL;
 
 	campaign_require_preload();
+
+	/*
+	 * The rows are written below the executor, which would have refused a
+	 * read-only transaction (default_transaction_read_only) or a standby.
+	 */
+	PreventCommandIfReadOnly("xtk_ingest()");
+	PreventCommandDuringRecovery("xtk_ingest()");
 	xcxt = pg_xml_init(PG_XML_STRICTNESS_ALL);
 
 	PG_TRY();

@@ -10,8 +10,9 @@
  * the registered schema; an unknown one is an error, so no name from the
  * document ever reaches SQL.
  *
- * Values are converted with the column type's own input function, after our
- * own checks of string length and empty values.  An error context callback
+ * Values are converted by value.c (fixed rules for the types whose input
+ * functions depend on the session's settings, the type's input function
+ * for the others), after our own checks of string length and empty values.  An error context callback
  * names the record (its index in a collection) and the attribute, so errors
  * raised by PostgreSQL's input functions say where they come from too.
  *
@@ -166,37 +167,6 @@ parse_key(RecordBuilder *b, const char *raw)
 	return b->last_key;
 }
 
-/*
- * A value too long to quote whole: PostgreSQL's input functions quote what
- * they refuse in full, so their error is raised again with the value cut,
- * keeping its SQLSTATE.
- */
-static Datum
-convert_long_value(CampaignAttribute *a, const char *value)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	Datum		result = (Datum) 0;
-
-	PG_TRY();
-	{
-		result = InputFunctionCall(&a->infunc, (char *) value, a->typioparam, -1);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(edata->sqlerrcode),
-				 errmsg("invalid value for attribute \"%s\" (%s): \"%s\"",
-						a->name, a->type, campaign_shorten(value))));
-	}
-	PG_END_TRY();
-	return result;
-}
-
 /* Convert one value with its attribute's type; sets *isnull. */
 static Datum
 convert_value(RecordBuilder *b, CampaignAttribute *a, const char *value,
@@ -225,9 +195,8 @@ convert_value(RecordBuilder *b, CampaignAttribute *a, const char *value,
 		*isnull = true;
 		return (Datum) 0;
 	}
-	if (strlen(value) <= CAMPAIGN_QUOTE_MAX)
-		return InputFunctionCall(&a->infunc, (char *) value, a->typioparam, -1);
-	return convert_long_value(a, value);
+	return campaign_value_in(a->name, a->type, a->typid, &a->infunc,
+							 a->typioparam, value);
 }
 
 /* Record the value of attribute "name" found in the document. */

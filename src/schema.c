@@ -188,11 +188,21 @@ parse_default(SchemaAttribute *a, const char *raw)
 	else
 		value = pstrdup(raw);
 
-	/* The default must be a value of the attribute's type. */
+	/*
+	 * The default must be a value of the attribute's type, read as ingest
+	 * reads values.
+	 */
 	parseTypeString(a->sqltype, &typid, &typmod, false);
 	getTypeInputInfo(typid, &infunc, &ioparam);
-	if (value[0] != '\0' || typid == VARCHAROID || typid == TEXTOID)
+	if (typid == VARCHAROID || typid == TEXTOID)
 		OidInputFunctionCall(infunc, value, ioparam, typmod);
+	else if (value[0] != '\0')
+	{
+		FmgrInfo	flinfo;
+
+		fmgr_info(infunc, &flinfo);
+		campaign_value_in(a->name, a->type, typid, &flinfo, ioparam, value);
+	}
 	return value;
 }
 

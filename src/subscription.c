@@ -81,8 +81,7 @@ subscription_change(const char *email, const char *service, bool subscribe)
 {
 	xmlDocPtr	doc = xmlNewDoc((const xmlChar *) "1.0");
 	xmlNodePtr	root = xmlNewNode(NULL, (const xmlChar *) "subscriptionRcpStg");
-	char	   *now = DatumGetCString(DirectFunctionCall1(timestamptz_out,
-														  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())));
+	char	   *now = campaign_datetime_out(GetCurrentTransactionStartTimestamp());
 
 	xmlDocSetRootElement(doc, root);
 	xmlNewProp(root, (const xmlChar *) "_key", (const xmlChar *) "@email,@service");

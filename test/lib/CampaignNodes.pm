@@ -1,8 +1,9 @@
 # CampaignNodes.pm — the two clusters of the replication TAP tests.
 #
 # start_cloud():  a plain PostgreSQL, the cloud database.
-# start_local($extra_conf):  a PostgreSQL with campaign preloaded (its worker
-#   serves database postgres), plus the test's own settings.
+# start_local($extra_conf, $name):  a PostgreSQL with campaign preloaded (its
+#   worker serves database postgres), plus the test's own settings; named
+#   'local' unless $name is given (a test with two such clusters).
 # Both run in UTC with C messages, so times and logs compare the same way.
 # sample_table_schema():  the source schema dem:sampleTable (a key, three
 #   attributes) that the replication tests stage and replicate.
@@ -38,8 +39,8 @@ sub start_cloud
 
 sub start_local
 {
-	my ($extra_conf) = @_;
-	my $local = PostgreSQL::Test::Cluster->new('local');
+	my ($extra_conf, $name) = @_;
+	my $local = PostgreSQL::Test::Cluster->new($name // 'local');
 	$local->init;
 	$local->append_conf('postgresql.conf', $common . qq{
 shared_preload_libraries = 'campaign'

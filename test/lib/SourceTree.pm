@@ -5,9 +5,9 @@
 # source_root():  the tree the TAP tests run from (TESTDIR, set by PGXS's
 #   prove_installcheck, or the current directory).
 # copy_source_tree($dest):  copies the tree into $dest without what a build
-#   or a test run leaves (.git, tmp_check*, results, logs, debian build
-#   products); objects left by a build are removed by the copy's own
-#   `make clean` where the test needs that.
+#   or a test run leaves (.git, objects and modules, tmp_check*, results,
+#   logs, debian build products), so that what runs there builds from
+#   the sources alone.
 package SourceTree;
 
 use strict;
@@ -31,8 +31,9 @@ sub copy_source_tree
 	make_path($dest);
 	my @exclude = map { "--exclude=./$_" } qw(.git tmp_check tmp_check_regress
 	  results log regression.diffs regression.out demo_data bench_data
-	  debian/.debhelper debian/postgresql-15-campaign debian/files
+	  node_modules debian/.debhelper debian/postgresql-* debian/files
 	  debian/debhelper-build-stamp);
+	push @exclude, map { "--exclude=$_" } qw(*.o *.so *.bc);
 	IPC::Run::run([ 'tar', '-C', $root, @exclude, '-cf', '-', '.' ],
 		'|', [ 'tar', '-C', $dest, '-xf', '-' ])
 	  or die "copy of $root to $dest failed: $?";
