@@ -82,6 +82,13 @@ typedef struct Backoff
 
 static PGconn *cloud = NULL;
 static MemoryContext pass_cxt = NULL;	/* reset at every pass */
+
+/*
+ * The extension's SQL is still 1.0's: campaign.schemas has no
+ * replicated_pending, so our copy of the watermark is kept below the
+ * pending numbers (local_upto), which keeps them from purge.
+ */
+static bool sql_1_0 = false;
 static HTAB *backoffs = NULL;
 static TimestampTz last_purge = 0;
 static bool requests_recovered = false;	/* interrupted requests marked */
@@ -111,10 +118,10 @@ in_transaction(void (*fn) (void *), void *arg)
 }
 
 /*
- * Is the extension installed, at the version of this library?  A library
- * newer than the installed extension (installed, and the server restarted,
- * before ALTER EXTENSION campaign UPDATE) waits for the update, saying so
- * once.
+ * Is the extension installed, at a version this library serves?  Version
+ * 1.0 (the library installed and the server restarted, ALTER EXTENSION
+ * campaign UPDATE not yet run) is served without 1.1's objects (see
+ * sql_1_0); another version waits for the update, saying so once.
  */
 static bool
 extension_ready(void)
@@ -127,7 +134,6 @@ extension_ready(void)
 		!TimestampDifferenceExceeds(ready_at, GetCurrentTimestamp(), VERSION_CHECK_MS))
 		return true;
 	ready_at = 0;
-
 	campaign_start_transaction();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -139,12 +145,14 @@ extension_ready(void)
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
-	if (version == NULL || strcmp(version, CAMPAIGN_VERSION) == 0)
+	if (version == NULL)
+		return false;
+	if (strcmp(version, CAMPAIGN_VERSION) == 0 || strcmp(version, "1.0") == 0)
 	{
 		said = false;
-		if (version != NULL)
-			ready_at = GetCurrentTimestamp();
-		return version != NULL;
+		sql_1_0 = strcmp(version, "1.0") == 0;
+		ready_at = GetCurrentTimestamp();
+		return true;
 	}
 	if (!said)
 		ereport(LOG,
@@ -201,7 +209,7 @@ kept_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-static SPIPlanPtr load_schemas_plan = NULL;
+static SPIPlanPtr load_schemas_plans[2] = {NULL, NULL};	/* 1.1, 1.0 */
 static SPIPlanPtr load_requests_plan = NULL;
 
 static void
@@ -216,8 +224,8 @@ load_schemas(void *arg)
 	 * nms:recipient too, before it (the order below), whatever its mode, so
 	 * that recipients created by subscribe() arrive with their subscriptions.
 	 */
-	if (load_schemas_plan == NULL)
-		load_schemas_plan = kept_plan("WITH pass AS (SELECT last_run_at IS NULL"
+	if (load_schemas_plans[sql_1_0] == NULL)
+		load_schemas_plans[sql_1_0] = kept_plan(psprintf("WITH pass AS (SELECT last_run_at IS NULL"
 						  "     OR last_run_at + make_interval(secs => $1) <= now() AS due"
 						  "   FROM campaign.schemas WHERE builtin AND namespace = 'nms'"
 						  "    AND name = 'subscriptionRcp' AND deployed_at IS NOT NULL)"
@@ -228,7 +236,7 @@ load_schemas(void *arg)
 						  "              (last_run_at IS NULL OR last_run_at + every <= now()))"
 						  "              OR (recipients AND pass.due) END,"
 						  "       mode = 'scheduled' OR subscriptions, replicated_upto,"
-						  "       replicated_pending"
+						  "       %s"
 						  "  FROM (SELECT *, builtin AND namespace = 'nms' AND name = 'subscriptionRcp'"
 						  "               AS subscriptions,"
 						  "               builtin AND namespace = 'nms' AND name = 'recipient'"
@@ -236,8 +244,9 @@ load_schemas(void *arg)
 						  "  LEFT JOIN pass ON true"
 						  " WHERE staging_table IS NOT NULL AND deployed_at IS NOT NULL"
 						  " ORDER BY namespace, name",
+						  sql_1_0 ? "'{}'::bigint[]" : "replicated_pending"),
 									  1, (Oid[]) {INT4OID});
-	SPI_execute_plan(load_schemas_plan,
+	SPI_execute_plan(load_schemas_plans[sql_1_0],
 					 (Datum[]) {Int32GetDatum(campaign_subscription_interval)},
 					 NULL, true, 0);
 	for (i = 0; i < SPI_processed; i++)
@@ -276,6 +285,22 @@ check_pending(void *arg)
 						  2, argtypes, args, NULL, true, 1);
 	s->due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 										SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * Our copy of the watermark: under 1.0's SQL, below the lowest pending
+ * number (there is nowhere to keep them).
+ */
+static int64
+local_upto(int64 upto, const char *pending)
+{
+	const char *p = pending;
+
+	while (*p && !isdigit((unsigned char) *p))
+		p++;
+	if (!sql_1_0 || *p == '\0')
+		return upto;
+	return Min(upto, strtoi64(p, NULL, 10) - 1);
 }
 
 typedef struct BatchRecord
@@ -323,7 +348,14 @@ record_batch(void *arg)
 						  13, argtypes, args, nulls, false, 0);
 	r->history_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
-	if (!r->failed)
+	if (!r->failed && sql_1_0)
+		SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
+							  " last_replicated_at = now()"
+							  " WHERE namespace || ':' || name = $1",
+							  2, (Oid[]) {TEXTOID, INT8OID},
+							  (Datum[]) {args[0], Int64GetDatum(local_upto(res->upto, res->pending))},
+							  NULL, false, 0);
+	else if (!r->failed)
 		SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
 							  " replicated_pending = $3::bigint[], last_replicated_at = now()"
 							  " WHERE namespace || ':' || name = $1",
@@ -338,7 +370,9 @@ record_watermark(void *arg)
 {
 	WorkerSchema *s = (WorkerSchema *) arg;
 
-	SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
+	SPI_execute_with_args(sql_1_0 ? "UPDATE campaign.schemas SET replicated_upto = $2"
+						  " WHERE namespace || ':' || name = $1 AND $3 IS NOT NULL"
+						  : "UPDATE campaign.schemas SET replicated_upto = $2,"
 						  " replicated_pending = $3::bigint[]"
 						  " WHERE namespace || ':' || name = $1",
 						  3, (Oid[]) {TEXTOID, INT8OID, TEXTOID},
@@ -555,10 +589,10 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 			 * restored from a backup has it behind ours: follow it, so that
 			 * what it lost is not purged here before it is sent again.
 			 */
-			if (result.upto != s->replicated_upto ||
+			if (local_upto(result.upto, result.pending) != s->replicated_upto ||
 				strcmp(result.pending, s->replicated_pending) != 0)
 			{
-				s->replicated_upto = result.upto;
+				s->replicated_upto = local_upto(result.upto, result.pending);
 				s->replicated_pending = MemoryContextStrdup(pass_cxt, result.pending);
 				in_transaction(record_watermark, s);
 			}
@@ -573,7 +607,7 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 		rec.error = result.warning;
 		rec.failed = false;
 		in_transaction(record_batch, &rec);
-		s->replicated_upto = result.upto;
+		s->replicated_upto = local_upto(result.upto, result.pending);
 		s->replicated_pending = MemoryContextStrdup(pass_cxt, result.pending);
 		if (!until_caught_up && ++batches >= BATCHES_PER_TURN)
 		{
