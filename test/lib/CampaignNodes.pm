@@ -1,9 +1,11 @@
 # CampaignNodes.pm — the two clusters of the replication TAP tests.
 #
-# start_cloud():  a plain PostgreSQL, the cloud database.
-# start_local($extra_conf, $name):  a PostgreSQL with campaign preloaded (its
-#   worker serves database postgres), plus the test's own settings; named
-#   'local' unless $name is given (a test with two such clusters).
+# start_cloud(%opt):  a plain PostgreSQL, the cloud database.
+# start_local($extra_conf, %opt):  a PostgreSQL with campaign preloaded (its
+#   worker serves database postgres), plus the test's own settings.
+#   %opt: name (the node's name, 'cloud' / 'local' by default) and initdb
+#   (extra initdb arguments, e.g. [ '-E', 'UTF8', '--locale=C' ]);
+#   start_cloud's allows_streaming => 1 lets pg_basebackup copy it.
 # Both run in UTC with C messages, so times and logs compare the same way.
 # sample_table_schema():  the source schema dem:sampleTable (a key, three
 #   attributes) that the replication tests stage and replicate.
@@ -11,6 +13,7 @@
 # wait_for($node, $sql, $expected, $timeout, $quiet):  poll a query until it
 #   returns $expected; false (with a diagnostic unless $quiet) after
 #   $timeout seconds ($CampaignNodes::default_wait when not given).
+# wait_for_in($node, $dbname, ...):  the same in another database.
 package CampaignNodes;
 
 use strict;
@@ -20,7 +23,7 @@ use PostgreSQL::Test::Cluster;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-our @EXPORT = qw(start_cloud start_local sample_table_schema as_role wait_for);
+our @EXPORT = qw(start_cloud start_local sample_table_schema as_role wait_for wait_for_in);
 our $default_wait = 60;
 
 my $common = qq{
@@ -30,8 +33,9 @@ lc_messages = 'C'
 
 sub start_cloud
 {
-	my $cloud = PostgreSQL::Test::Cluster->new('cloud');
-	$cloud->init;
+	my (%opt) = @_;
+	my $cloud = PostgreSQL::Test::Cluster->new($opt{name} // 'cloud');
+	$cloud->init(extra => $opt{initdb} // [], allows_streaming => $opt{allows_streaming} // 0);
 	$cloud->append_conf('postgresql.conf', $common);
 	$cloud->start;
 	return $cloud;
@@ -39,9 +43,9 @@ sub start_cloud
 
 sub start_local
 {
-	my ($extra_conf, $name) = @_;
-	my $local = PostgreSQL::Test::Cluster->new($name // 'local');
-	$local->init;
+	my ($extra_conf, %opt) = @_;
+	my $local = PostgreSQL::Test::Cluster->new($opt{name} // 'local');
+	$local->init(extra => $opt{initdb} // []);
 	$local->append_conf('postgresql.conf', $common . qq{
 shared_preload_libraries = 'campaign'
 max_worker_processes = 16
@@ -73,18 +77,24 @@ sub as_role
 
 sub wait_for
 {
-	my ($node, $sql, $expected, $timeout, $quiet) = @_;
+	my ($node, @rest) = @_;
+	return wait_for_in($node, 'postgres', @rest);
+}
+
+sub wait_for_in
+{
+	my ($node, $dbname, $sql, $expected, $timeout, $quiet) = @_;
 	$timeout //= $default_wait;
 	my $deadline = time() + $timeout;
 	my ($out, $err) = ('', '');
 	while (time() < $deadline)
 	{
 		my $rc;
-		($rc, $out, $err) = $node->psql('postgres', $sql);
+		($rc, $out, $err) = $node->psql($dbname, $sql);
 		return 1 if $rc == 0 && $out eq $expected;
 		usleep(50_000);
 	}
-	diag("wait_for timed out after ${timeout}s on ${\$node->name}: $sql\n"
+	diag("wait_for timed out after ${timeout}s on ${\$node->name} ($dbname): $sql\n"
 		  . "expected: $expected\nlast output: $out\nlast stderr: $err")
 	  unless $quiet;
 	return 0;

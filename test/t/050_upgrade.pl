@@ -247,7 +247,7 @@ is(sq($cloud, 'SELECT count(*) FROM dem.sampletable'), '394', 'the cloud holds n
 
 # ---------------------------------------------------------------- fresh install = upgraded
 
-my $fresh = start_local('', 'fresh');
+my $fresh = start_local('', name => 'fresh');
 sq($fresh, 'CREATE EXTENSION campaign CASCADE');
 is(sq($fresh, "SELECT extversion FROM pg_extension WHERE extname = 'campaign'"),
 	$latest, "a fresh install is $latest");
