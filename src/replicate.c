@@ -477,12 +477,9 @@ add_change(Batch *b, HeapTuple tuple, TupleDesc desc)
 	return true;
 }
 
-/*
- * The SELECT reading the staged rows of (hw, L], and those of the numbers
- * still pending below hw ($3).
- */
+/* "SELECT <the columns add_change reads> FROM <staging table> WHERE <where>". */
 static char *
-select_staged_sql(Batch *b)
+select_staged_sql(Batch *b, const char *where)
 {
 	StagingSchema *s = b->schema;
 	StringInfoData sql;
@@ -493,9 +490,7 @@ select_staged_sql(Batch *b)
 						   STG_COL_KEY ", " STG_COL_CARRIED ", " STG_COL_UUID);
 	for (i = 0; i < s->natts; i++)
 		appendStringInfo(&sql, ", %s", quote_identifier(s->atts[i].sqlname));
-	appendStringInfo(&sql, " FROM %s WHERE ((" STG_COL_SEQ " > $1 AND " STG_COL_SEQ
-					 " <= $2) OR " STG_COL_SEQ " = ANY ($3)) AND " STG_COL_ERROR
-					 " IS NULL ORDER BY " STG_COL_SEQ, b->staging);
+	appendStringInfo(&sql, " FROM %s WHERE %s ORDER BY " STG_COL_SEQ, b->staging, where);
 	return sql.data;
 }
 
@@ -527,7 +522,10 @@ read_changes(Batch *b, int64 hw, int64 upto)
 	int64		last_seq = hw;
 	bool		full = false;
 
-	plan = SPI_prepare(select_staged_sql(b), 3, argtypes);
+	/* The rows of (hw, L], and those of the numbers still pending ($3). */
+	plan = SPI_prepare(select_staged_sql(b, "((" STG_COL_SEQ " > $1 AND " STG_COL_SEQ
+										 " <= $2) OR " STG_COL_SEQ " = ANY ($3)) AND "
+										 STG_COL_ERROR " IS NULL"), 3, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, args, NULL, false);
@@ -692,19 +690,10 @@ pending_text(Batch *b)
 static void
 load_held_keys(Batch *b)
 {
-	StagingSchema *s = b->schema;
-	StringInfoData sql;
 	uint64		i;
-	int			j;
 
-	initStringInfo(&sql);
-	appendStringInfoString(&sql, "SELECT " STG_COL_SEQ ", " STG_COL_OPERATION ", "
-						   STG_COL_KEY ", " STG_COL_CARRIED ", " STG_COL_UUID);
-	for (j = 0; j < s->natts; j++)
-		appendStringInfo(&sql, ", %s", quote_identifier(s->atts[j].sqlname));
-	appendStringInfo(&sql, " FROM %s WHERE " STG_COL_ERROR " IS NOT NULL AND "
-					 STG_COL_KEY " IS NOT NULL ORDER BY " STG_COL_SEQ, b->staging);
-	SPI_execute(sql.data, true, 0);
+	SPI_execute(select_staged_sql(b, STG_COL_ERROR " IS NOT NULL AND " STG_COL_KEY " IS NOT NULL"),
+				true, 0);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		int			c;
