@@ -313,8 +313,13 @@ DECLARE
 BEGIN
     FOR s IN SELECT sql_schema, staging_table FROM @extschema@.schemas
               WHERE staging_table IS NOT NULL LOOP
-        EXECUTE format('CREATE INDEX ON %I.%I (_stg_seq) WHERE _stg_error IS NOT NULL',
-                       s.sql_schema, s.staging_table);
+        -- (a table registered by the 1.1 library before this update has it)
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                        WHERE i.indrelid = format('%I.%I', s.sql_schema, s.staging_table)::regclass
+                          AND pg_catalog.pg_get_expr(i.indpred, i.indrelid) = '(_stg_error IS NOT NULL)') THEN
+            EXECUTE format('CREATE INDEX ON %I.%I (_stg_seq) WHERE _stg_error IS NOT NULL',
+                           s.sql_schema, s.staging_table);
+        END IF;
     END LOOP;
 END
 $$;
