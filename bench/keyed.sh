@@ -390,21 +390,20 @@ wait_cloud() {  # wait_cloud SQL WHAT
     fail "$2: not visible in the cloud after $DRAIN_TIMEOUT s"
 }
 
-MARKER=0
 run_lr() {  # run_lr STREAM -> ms, end to end through native logical replication
-    local s=$1 t0 t1
+    local s=$1 t0 t1 marker
     # The initial state, through replication too (untimed).
-    MARKER=$((MARKER + 1))
+    marker=$(lsql "SELECT coalesce(max(n), 0) + 1 FROM bench_lr_done")
     "${LPSQL[@]}" -c "TRUNCATE bench_lr" -c "INSERT INTO bench_lr (_uuid, id, testcol1, testcol2, score) SELECT gen_random_uuid(), id, t1, t2, score FROM bench_exp WHERE k = '${INITIAL[$s]}'" \
-        -c "INSERT INTO bench_lr_done VALUES ($MARKER)" >/dev/null
-    wait_cloud "SELECT count(*) > 0 FROM bench_lr_done WHERE n = $MARKER" "the initial state of '$s' (logical replication)"
+        -c "INSERT INTO bench_lr_done VALUES ($marker)" >/dev/null
+    wait_cloud "SELECT count(*) > 0 FROM bench_lr_done WHERE n = $marker" "the initial state of '$s' (logical replication)"
     lsql "VACUUM ANALYZE bench_lr" >/dev/null
     csql "VACUUM ANALYZE bench_lr" >/dev/null
     checkpoint_both
-    MARKER=$((MARKER + 1))
+    marker=$((marker + 1))
     t0=$(now)
-    "${LPSQL[@]}" -f "$WORK/lr-$s.sql" -c "INSERT INTO bench_lr_done VALUES ($MARKER)" >/dev/null
-    wait_cloud "SELECT count(*) > 0 FROM bench_lr_done WHERE n = $MARKER" "the changes of '$s' (logical replication)"
+    "${LPSQL[@]}" -f "$WORK/lr-$s.sql" -c "INSERT INTO bench_lr_done VALUES ($marker)" >/dev/null
+    wait_cloud "SELECT count(*) > 0 FROM bench_lr_done WHERE n = $marker" "the changes of '$s' (logical replication)"
     t1=$(now)
     check_content bench_lr "$s" "native logical replication of '$s'"
     elapsed_ms "$t0" "$t1"
