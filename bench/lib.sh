@@ -11,6 +11,15 @@
 #   median [DECIMALS]      the median of the numbers on stdin (the mean of the
 #                          middle two printed with DECIMALS places, default 1)
 #   ratio A B, verdict RATIO FLOOR GOAL
+#   start_cluster NAME PORT [CONF]  initdb $WORK/NAME and start it on PORT
+#                          (unix socket in $WORK only) with the settings every
+#                          bench uses (shared_buffers=256MB, max_wal_size=4GB,
+#                          fsync and synchronous_commit on,
+#                          track_commit_timestamp on) plus the CONF lines
+#   same_shape TABLE_A TABLE_B  fail unless the two tables (on the server the
+#                          caller's csql function queries) have the same
+#                          columns and the same indexes; sets SHAPE_COLS and
+#                          SHAPE_INDEXES (TABLE_A's) for the banner
 
 bench_setup() {
     ME=$1
@@ -75,4 +84,42 @@ median() {  # median [DECIMALS] < numbers
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 verdict() {  # verdict RATIO FLOOR GOAL
     awk -v r="$1" -v f="$2" -v g="$3" 'BEGIN { print (r >= g ? "goal met" : (r >= f ? "above floor, below goal" : "BELOW FLOOR")) }'
+}
+
+start_cluster() {  # start_cluster NAME PORT [CONF]
+    local data=$WORK/$1
+    as_owner "$BINDIR/initdb" -D "$data" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >>"$data/postgresql.conf" <<EOF
+# $ME: the same settings on every scratch cluster
+port = $2
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+max_worker_processes = 16
+shared_buffers = 256MB
+max_wal_size = 4GB
+fsync = on
+synchronous_commit = on
+track_commit_timestamp = on
+${3:-}
+EOF
+    as_owner "$BINDIR/pg_ctl" -D "$data" -l "$WORK/$1.log" -w start >/dev/null ||
+        { cat "$WORK/$1.log" >&2; exit 1; }
+}
+
+same_shape() {  # same_shape TABLE_A TABLE_B (uses the caller's csql)
+    local t cols=() idx=()
+    for t in "$1" "$2"; do
+        # index definitions with the index and table names taken out
+        idx+=("$(csql "SELECT regexp_replace(regexp_replace(pg_get_indexdef(i.indexrelid), '^(CREATE (UNIQUE )?INDEX) \S+ ON \S+', '\1 ON t'), '\s+', ' ', 'g')
+                            || CASE WHEN i.indisprimary THEN ' [primary key]' ELSE '' END
+                       FROM pg_index i WHERE i.indrelid = '$t'::regclass ORDER BY 1")")
+        cols+=("$(csql "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+                        FROM pg_attribute WHERE attrelid = '$t'::regclass AND attnum > 0 AND NOT attisdropped")")
+    done
+    if [ "${idx[0]}" != "${idx[1]}" ] || [ -z "${idx[0]}" ] || [ "${cols[0]}" != "${cols[1]}" ]; then
+        echo "$ME: $2 differs from $1 in its columns or indexes:" >&2
+        printf '%s:\n%s\n%s\n%s:\n%s\n%s\n' "$1" "${cols[0]}" "${idx[0]}" "$2" "${cols[1]}" "${idx[1]}" >&2
+        exit 1
+    fi
+    SHAPE_COLS=${cols[0]} SHAPE_INDEXES=${idx[0]}
 }

@@ -101,33 +101,11 @@ now() { date +%s.%N; }
 elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 
 # ---------------------------------------------------------------- clusters
-start_cluster() {  # start_cluster NAME PORT PRELOAD
-    local data=$WORK/$1
-    as_owner "$BINDIR/initdb" -D "$data" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-    cat >>"$data/postgresql.conf" <<EOF
-# $ME: the same settings on both sides
-port = $2
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-max_worker_processes = 16
-shared_buffers = 256MB
-max_wal_size = 4GB
-fsync = on
-synchronous_commit = on
-track_commit_timestamp = on
-EOF
-    if [ -n "$3" ]; then
-        {
-            echo "shared_preload_libraries = '$3'"
-            [ -z "$BATCH_SIZE" ] || echo "campaign.batch_size = $BATCH_SIZE"
-            [ -z "$BATCH_MEMORY" ] || echo "campaign.batch_memory = $BATCH_MEMORY"
-        } >>"$data/postgresql.conf"
-    fi
-    as_owner "$BINDIR/pg_ctl" -D "$data" -l "$WORK/$1.log" -w start >/dev/null ||
-        { cat "$WORK/$1.log" >&2; exit 1; }
-}
-start_cluster cloud "$CPORT" ""
-start_cluster local "$LPORT" campaign
+LOCAL_CONF="shared_preload_libraries = 'campaign'"
+[ -z "$BATCH_SIZE" ] || LOCAL_CONF+=$'\n'"campaign.batch_size = $BATCH_SIZE"
+[ -z "$BATCH_MEMORY" ] || LOCAL_CONF+=$'\n'"campaign.batch_memory = $BATCH_MEMORY"
+start_cluster cloud "$CPORT"
+start_cluster local "$LPORT" "$LOCAL_CONF"
 
 SCHEMA_XML='<srcSchema name="sampleTable" namespace="dem"><element name="sampleTable" autopk="true" autouuid="true" autoStg="true"><key name="id" internal="true"><keyfield xpath="@id"/></key><attribute name="id" type="string" length="20"/><attribute name="testcol1" type="string" length="255"/><attribute name="testcol2" type="string" length="255"/><attribute name="score" type="long"/></element></srcSchema>'
 "${LPSQL[@]}" >/dev/null <<EOF
@@ -141,29 +119,15 @@ SELECT campaign.stop_replication('dem:sampleTable');
 EOF
 csql "CREATE TABLE bench_target (LIKE dem.sampletable INCLUDING ALL)"
 
-# The baseline's table must carry the same indexes as the replicated one.
-index_set() {  # index_set TABLE -> index definitions with the names taken out
-    csql "SELECT regexp_replace(regexp_replace(pg_get_indexdef(i.indexrelid), '^(CREATE (UNIQUE )?INDEX) \S+ ON \S+', '\1 ON t'), '\s+', ' ', 'g')
-                 || CASE WHEN i.indisprimary THEN ' [primary key]' ELSE '' END
-            FROM pg_index i WHERE i.indrelid = '$1'::regclass ORDER BY 1"
-}
-IDX_REPL=$(index_set dem.sampletable)
-IDX_BASE=$(index_set bench_target)
-if [ "$IDX_REPL" != "$IDX_BASE" ] || [ -z "$IDX_REPL" ]; then
-    echo "$ME: bench_target's indexes differ from dem.sampletable's:" >&2
-    printf 'dem.sampletable:\n%s\nbench_target:\n%s\n' "$IDX_REPL" "$IDX_BASE" >&2
-    exit 1
-fi
-COLS_REPL=$(csql "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'dem.sampletable'::regclass AND attnum > 0 AND NOT attisdropped")
-COLS_BASE=$(csql "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = 'bench_target'::regclass AND attnum > 0 AND NOT attisdropped")
-[ "$COLS_REPL" = "$COLS_BASE" ] || { echo "$ME: bench_target's columns differ: $COLS_BASE vs $COLS_REPL" >&2; exit 1; }
+# The baseline's table must carry the same columns and indexes.
+same_shape dem.sampletable bench_target
 
 bench_banner "campaign replication bench" "$(lsql "SHOW server_version")"
 echo "   scratch clusters in $WORK: local port $LPORT (campaign worker), cloud port $CPORT; unix sockets"
 echo "   both: shared_buffers=256MB, max_wal_size=4GB, fsync=on, synchronous_commit=on, track_commit_timestamp=on"
 echo "   campaign.batch_size=$(lsql "SHOW campaign.batch_size"), campaign.batch_memory=$(lsql "SHOW campaign.batch_memory")"
-echo "   cloud table dem.sampletable and baseline table bench_target: ($COLS_REPL)"
-printf '%s\n' "$IDX_REPL" | sed 's/^/     index: /'
+echo "   cloud table dem.sampletable and baseline table bench_target: ($SHAPE_COLS)"
+printf '%s\n' "$SHAPE_INDEXES" | sed 's/^/     index: /'
 
 worker_pid() {
     lsql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'"
