@@ -18,7 +18,9 @@ MODULE_big = campaign
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 EXTENSION = campaign
 DATA = $(wildcard campaign--*.sql)
-PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) $(shell xml2-config --cflags)
+# The extension's version, for the server info Logon returns (soap.c).
+CAMPAIGN_VERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(dir $(firstword $(MAKEFILE_LIST)))campaign.control)
+PG_CPPFLAGS = -DCAMPAIGN_VERSION=\"$(CAMPAIGN_VERSION)\" -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) $(shell xml2-config --cflags)
 SHLIB_LINK = $(shell xml2-config --libs) -lpq
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))

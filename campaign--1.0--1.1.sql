@@ -414,3 +414,7 @@ COMMENT ON VIEW staging_status IS 'Per staged schema: mode, pending rows, rows i
 REVOKE ALL ON FUNCTION staging_counts() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION staging_counts() TO campaign_admin;
 GRANT SELECT ON staging_status TO campaign_admin;
+
+-- Issue 12 (HTTP endpoint): the SOAP router also answers
+-- xtk:persist#GetEntityIfMoreRecent, the schema look-up of Adobe's SDK.
+COMMENT ON FUNCTION soap(text, text, text) IS 'Campaign''s SOAP router: xtk:session Logon, Logoff, Ingest, IngestExt; xtk:persist GetEntityIfMoreRecent; nms:subscription Subscribe, Unsubscribe';

@@ -192,6 +192,7 @@ typedef enum CampaignApi
 	CAMPAIGN_API_INGESTION_REQUEST,
 	CAMPAIGN_API_INGESTION_STATUS,
 	CAMPAIGN_API_SOAP,
+	CAMPAIGN_API_LOGON_FAILURE,	/* failed Logons (soap.c), limited by default */
 	CAMPAIGN_NUM_APIS
 } CampaignApi;
 
@@ -202,7 +203,10 @@ extern const char *const campaign_api_names[CAMPAIGN_NUM_APIS];
 extern pg_atomic_uint32 *campaign_throttle_enabled;
 extern Size campaign_throttle_shmem_size(void);
 extern void campaign_throttle_shmem_init(void);
+extern double campaign_throttle_retry_after;
 extern void campaign_throttle_take(CampaignApi api);
+extern void campaign_throttle_check(CampaignApi api);
+extern void campaign_throttle_spend(CampaignApi api);
 
 /*
  * Called first thing by each rate-limited API.  Without a limit on the API
@@ -220,6 +224,7 @@ campaign_throttle(CampaignApi api)
 extern xmlDocPtr campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data,
 									int len, const char *what);
 extern void campaign_with_document(text *source, const char *what,
+								   PgXmlStrictness strictness,
 								   void (*fn) (xmlDocPtr doc, void *arg),
 								   void *arg);
 extern void campaign_reader_open(PgXmlErrorContext *xcxt, const char *data,
@@ -258,6 +263,18 @@ extern char *campaign_datetime_out(TimestampTz ts);
 
 /* ingest.c */
 extern text *ingest_document(text *doc_text, bool ext);
+
+/* soap.c: the SOAP router, for campaign.soap() and the HTTP workers */
+typedef struct SoapOutcome
+{
+	bool		fault;			/* the response is a Fault */
+	bool		throttled;		/* ... because of a rate limit */
+	double		retry_after;	/* seconds until the limit lets a call in */
+} SoapOutcome;
+
+extern char *campaign_soap_call(text *envelope, const char *session_token,
+								const char *security_token,
+								SoapOutcome *outcome);
 
 /* deploy.c */
 extern char *campaign_origin(void);

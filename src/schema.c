@@ -767,7 +767,8 @@ register_schema(PG_FUNCTION_ARGS)
 	int			i;
 	Oid			relid;
 
-	campaign_with_document(source, "source schema", parse_schema, &ps);
+	campaign_with_document(source, "source schema", PG_XML_STRICTNESS_ALL,
+						   parse_schema, &ps);
 
 	SPI_connect();
 	args[0] = CStringGetTextDatum(ps->namespace);

@@ -2,15 +2,25 @@
  *
  * soap.c
  *	  campaign.soap(envelope, session_token, security_token): Campaign's SOAP
- *	  router for urn:xtk:session (Logon, Logoff, Ingest, IngestExt) and
- *	  urn:nms:subscription (Subscribe, Unsubscribe).
+ *	  router for urn:xtk:session (Logon, Logoff, Ingest, IngestExt),
+ *	  urn:xtk:persist (GetEntityIfMoreRecent) and urn:nms:subscription
+ *	  (Subscribe, Unsubscribe); campaign_soap_call() is the same router for
+ *	  the HTTP workers (http.c).
  *
  * The envelope (SOAP 1.1) is parsed whole with libxml2 (xmldoc.c's safe
- * parser).  The method is the one element of the Body, found by its
- * namespace (the service) and local name; its parameters are read by
- * position, never by name, as Campaign's router does (the WSDL says
- * strLogin, Adobe's SDK sends login, Campaign's own client __sessiontoken).
- * The first parameter of every method is the session token.
+ * parser), namespace errors tolerated: Adobe's SDK calls the methods of an
+ * interface in namespaces such as "urn:xtk:persist|xtk:session", which are
+ * not valid URIs.  The method is the one element of the Body, found by its
+ * namespace (the service, in any of the forms a method lists) and local
+ * name; its parameters are read by position, never by name, as Campaign's
+ * router does (the WSDL says strLogin, Adobe's SDK sends login, Campaign's
+ * own client __sessiontoken).  The first parameter of every method is the
+ * session token.
+ *
+ * GetEntityIfMoreRecent serves what the SDK reads before calling a method:
+ * the schemas of xtk:session and nms:subscription (constant documents) and
+ * of every registered schema (built by SQL from the registry), in the shape
+ * of Campaign's compiled schemas.
  *
  * Sessions: Logon checks the login (a PostgreSQL role that may log in and is
  * not a superuser) and its password against the role's stored SCRAM or MD5
@@ -19,10 +29,13 @@
  * ("___" and a UUID, as Campaign's) and of a random security token, the
  * role, and an expiry campaign.session_timeout after the Logon.  Other
  * methods need a live session: its token is the first parameter or, from an
- * HTTP gateway, the __sessiontoken cookie passed as session_token; a token
- * that comes from the cookie must come with the session's security token
- * (the X-Security-Token header, passed as security_token), which a browser
- * does not send by itself.
+ * HTTP gateway, the __sessiontoken cookie passed as session_token, or the
+ * SOAP header's <Cookie> entry; a token that comes from a cookie must come
+ * with the session's security token (the X-Security-Token header, passed
+ * as security_token, or the header entry of that name), which a browser
+ * does not send by itself.  Failed Logons take tokens of the rate-limited
+ * API "logon_failure" (throttle.c); while it has none, Logon is refused
+ * before any password is checked.
  *
  * Rights: soap() runs as the extension's owner (SECURITY DEFINER), which
  * reads and writes the session table; the method itself (xtk_ingest(),
@@ -72,7 +85,13 @@ PG_FUNCTION_INFO_V1(soap);
 #define SOAP_LITERALXML "http://xml.apache.org/xml-soap/literalxml"
 #define NS_WPP_DEFAULT	"urn:wpp:default"
 #define NS_XTK_SESSION	"urn:xtk:session"
+#define NS_XTK_PERSIST	"urn:xtk:persist"
+#define NS_PERSIST_OF_SESSION "urn:xtk:persist|xtk:session"
 #define NS_NMS_SUBSCRIPTION "urn:nms:subscription"
+#define NS_XTK_SCHEMA	"urn:xtk:schema"
+
+/* The one entity type GetEntityIfMoreRecent serves. */
+#define ENTITY_SCHEMA	"xtk:schema"
 
 #define FAULT_CLIENT		"SOAP-ENV:Client"
 #define FAULT_SERVER		"SOAP-ENV:Server"
@@ -82,6 +101,7 @@ PG_FUNCTION_INFO_V1(soap);
 
 #define SOAP_WHAT "SOAP envelope"
 #define SOAP_MAX_PARAMS 8
+#define SOAP_MAX_URNS 3
 
 /* Bytes of randomness of the security token. */
 #define SECURITY_TOKEN_BYTES 32
@@ -96,6 +116,7 @@ typedef enum SoapStatement
 	STMT_INGEST_EXT,
 	STMT_SUBSCRIBE,
 	STMT_UNSUBSCRIBE,
+	STMT_SCHEMA_DOCUMENT,
 	SOAP_NUM_STATEMENTS
 } SoapStatement;
 
@@ -135,6 +156,43 @@ static const SoapSql statements[SOAP_NUM_STATEMENTS] = {
 	{TEXTOID, TEXTOID, BOOLOID}},
 	[STMT_UNSUBSCRIBE] = {"SELECT campaign.unsubscribe($1, $2)", 2,
 	{TEXTOID, TEXTOID}},
+
+	/*
+	 * A registered schema (or its staging schema, name + "Stg") in the shape
+	 * of Campaign's compiled schemas: <schema> with its <element>, keys and
+	 * attributes.  xmlelement() does the escaping.
+	 */
+	[STMT_SCHEMA_DOCUMENT] = {
+		"SELECT xmlelement(name schema,"
+		"         xmlattributes('" NS_XTK_SCHEMA "' AS xmlns,"
+		"                       s.namespace AS namespace, $2 AS name, s.label AS label,"
+		"                       s.description AS \"desc\", 'xtk:schema' AS xtkschema),"
+		"         xmlelement(name element,"
+		"           xmlattributes($2 AS name, s.label AS label,"
+		"                         CASE WHEN s.autopk THEN 'true' END AS autopk,"
+		"                         CASE WHEN s.autouuid THEN 'true' END AS autouuid,"
+		"                         CASE WHEN s.staging_table IS NOT NULL AND s.name = $2"
+		"                              THEN 'true' END AS \"autoStg\"),"
+		"           (SELECT xmlagg(xmlelement(name key,"
+		"                     xmlattributes(k.key_name AS name,"
+		"                                   CASE WHEN k.is_primary THEN 'true' END AS internal),"
+		"                     (SELECT xmlagg(xmlelement(name keyfield, xmlattributes('@' || f AS xpath))"
+		"                                    ORDER BY n) FROM unnest(k.fields) WITH ORDINALITY u(f, n)))"
+		"                   ORDER BY k.position)"
+		"              FROM campaign.keys k WHERE k.namespace = s.namespace AND k.name = s.name),"
+		"           (SELECT xmlagg(xmlelement(name attribute,"
+		"                     xmlattributes(a.attribute AS name, a.type AS type, a.length AS length,"
+		"                                   a.label AS label, a.description AS \"desc\","
+		"                                   CASE WHEN a.not_null THEN 'true' END AS \"notNull\","
+		"                                   CASE WHEN a.required THEN 'true' END AS required,"
+		"                                   a.default_value AS \"default\"))"
+		"                   ORDER BY a.position)"
+		"              FROM campaign.attributes a WHERE a.namespace = s.namespace AND a.name = s.name)))::text"
+		"  FROM campaign.schemas s"
+		" WHERE s.namespace = $1"
+		"   AND (s.name = $2 OR (s.staging_table IS NOT NULL AND s.name || 'Stg' = $2))",
+		2, {TEXTOID, TEXTOID}
+	},
 };
 
 static SPIPlanPtr plans[SOAP_NUM_STATEMENTS];
@@ -149,6 +207,9 @@ typedef struct SoapCall
 	int			nparams;
 	char	   *cookie_token;	/* session_token argument, or NULL */
 	char	   *security_token; /* security_token argument, or NULL */
+	char	   *header_token;	/* the SOAP header's Cookie entry, or NULL */
+	char	   *header_security;	/* its X-Security-Token entry, or NULL */
+	char	   *session_token;	/* the token of the session, once checked */
 	Oid			role;			/* the session's role */
 	const char *faultcode;		/* set by errors that need their own */
 	StringInfoData out;			/* the response's return values */
@@ -159,6 +220,7 @@ typedef void (*SoapHandler) (SoapCall *call);
 typedef struct SoapMethod
 {
 	const char *urn;			/* the service's namespace */
+	const char *other_urns[SOAP_MAX_URNS];	/* other forms clients send */
 	const char *name;
 	int			min_params;		/* session token included */
 	int			max_params;
@@ -173,15 +235,40 @@ static void soap_ingest(SoapCall *call);
 static void soap_ingest_ext(SoapCall *call);
 static void soap_subscribe(SoapCall *call);
 static void soap_unsubscribe(SoapCall *call);
+static void soap_get_entity(SoapCall *call);
 
+/*
+ * Ingest and IngestExt belong to the persist interface of xtk:session:
+ * clients that read the schema (Adobe's SDK) call them in the namespace
+ * "urn:xtk:persist|xtk:session", others in "urn:xtk:session".  The SDK
+ * calls GetEntityIfMoreRecent in "urn:xtk:persist".
+ */
 static const SoapMethod methods[] = {
-	{NS_XTK_SESSION, "Logon", 3, 4, false, NS_XTK_SESSION, soap_logon},
-	{NS_XTK_SESSION, "Logoff", 0, 1, true, NS_XTK_SESSION, soap_logoff},
-	{NS_XTK_SESSION, "Ingest", 2, 2, true, NS_WPP_DEFAULT, soap_ingest},
-	{NS_XTK_SESSION, "IngestExt", 2, 2, true, NS_WPP_DEFAULT, soap_ingest_ext},
-	{NS_NMS_SUBSCRIPTION, "Subscribe", 3, 4, true, NS_WPP_DEFAULT, soap_subscribe},
-	{NS_NMS_SUBSCRIPTION, "Unsubscribe", 3, 3, true, NS_WPP_DEFAULT, soap_unsubscribe},
+	{NS_XTK_SESSION, {NULL}, "Logon", 3, 4, false, NS_XTK_SESSION, soap_logon},
+	{NS_XTK_SESSION, {NULL}, "Logoff", 0, 1, true, NS_XTK_SESSION, soap_logoff},
+	{NS_XTK_SESSION, {NS_PERSIST_OF_SESSION}, "Ingest", 2, 2, true,
+	NS_WPP_DEFAULT, soap_ingest},
+	{NS_XTK_SESSION, {NS_PERSIST_OF_SESSION}, "IngestExt", 2, 2, true,
+	NS_WPP_DEFAULT, soap_ingest_ext},
+	{NS_XTK_PERSIST, {NS_PERSIST_OF_SESSION, NS_XTK_SESSION},
+	"GetEntityIfMoreRecent", 2, 4, true, NS_WPP_DEFAULT, soap_get_entity},
+	{NS_NMS_SUBSCRIPTION, {NULL}, "Subscribe", 3, 4, true, NS_WPP_DEFAULT, soap_subscribe},
+	{NS_NMS_SUBSCRIPTION, {NULL}, "Unsubscribe", 3, 3, true, NS_WPP_DEFAULT, soap_unsubscribe},
 };
+
+/* Does the method answer calls in that namespace? */
+static bool
+method_has_urn(const SoapMethod *m, const char *urn)
+{
+	int			i;
+
+	if (strcmp(urn, m->urn) == 0)
+		return true;
+	for (i = 0; i < SOAP_MAX_URNS && m->other_urns[i] != NULL; i++)
+		if (strcmp(urn, m->other_urns[i]) == 0)
+			return true;
+	return false;
+}
 
 /* "xtk:session" for "urn:xtk:session". */
 static const char *
@@ -207,9 +294,38 @@ next_element(xmlNodePtr node)
 	return node;
 }
 
-/* Refuse header entries flagged mustUnderstand: none is understood. */
+/*
+ * The value of cookie "name" in a Cookie header's text ("a=1; name=value"),
+ * or NULL.
+ */
+static char *
+cookie_value(const char *cookies, const char *name)
+{
+	size_t		namelen = strlen(name);
+	const char *p = cookies;
+
+	while (*p)
+	{
+		const char *end;
+
+		while (*p == ' ' || *p == '\t' || *p == ';')
+			p++;
+		end = p + strcspn(p, ";");
+		if (end - p > namelen && strncmp(p, name, namelen) == 0 && p[namelen] == '=')
+			return pnstrdup(p + namelen + 1, end - p - namelen - 1);
+		p = end;
+	}
+	return NULL;
+}
+
+/*
+ * Read the header entries: the session token from a <Cookie> entry
+ * ("__sessiontoken=..."), the security token from <X-Security-Token>, as
+ * Adobe's SDK writes them; refuse entries flagged mustUnderstand, since no
+ * entry changes what the call does.
+ */
 static void
-check_header(SoapCall *call, xmlNodePtr header)
+read_header(SoapCall *call, xmlNodePtr header)
 {
 	xmlNodePtr	entry;
 
@@ -219,6 +335,8 @@ check_header(SoapCall *call, xmlNodePtr header)
 		xmlChar    *must = xmlGetNsProp(entry, (const xmlChar *) "mustUnderstand",
 										(const xmlChar *) SOAP_ENV_NS);
 		bool		refused = must != NULL && strcmp((const char *) must, "1") == 0;
+		const char *name = (const char *) entry->name;
+		char	   *value;
 
 		xmlFree(must);
 		if (refused)
@@ -227,9 +345,18 @@ check_header(SoapCall *call, xmlNodePtr header)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("SOAP header entry <%s> is flagged mustUnderstand",
-							campaign_shorten((const char *) entry->name)),
+							campaign_shorten(name)),
 					 errdetail("No header entry is understood.")));
 		}
+		if (strcmp(name, "Cookie") != 0 && strcmp(name, "X-Security-Token") != 0)
+			continue;
+		value = campaign_xml_text(entry);
+		if (value == NULL || value[0] == '\0')
+			continue;
+		if (name[0] == 'C')
+			call->header_token = cookie_value(value, "__sessiontoken");
+		else
+			call->header_security = value;
 	}
 }
 
@@ -265,7 +392,7 @@ find_method(SoapCall *call, xmlNodePtr root)
 	node = next_element(root->children);
 	if (node != NULL && is_soap_element(node, "Header"))
 	{
-		check_header(call, node);
+		read_header(call, node);
 		node = next_element(node->next);
 	}
 	if (node != NULL && is_soap_element(node, "Body"))
@@ -287,7 +414,7 @@ find_method(SoapCall *call, xmlNodePtr root)
 
 	urn = elem->ns ? (const char *) elem->ns->href : "";
 	for (i = 0; i < lengthof(methods) && call->method == NULL; i++)
-		if (strcmp(urn, methods[i].urn) == 0 &&
+		if (method_has_urn(&methods[i], urn) &&
 			strcmp((const char *) elem->name, methods[i].name) == 0)
 			call->method = &methods[i];
 	if (call->method == NULL)
@@ -296,7 +423,7 @@ find_method(SoapCall *call, xmlNodePtr root)
 				 errmsg("unknown method \"%s\" of service \"%s\"",
 						campaign_shorten((const char *) elem->name),
 						campaign_shorten(service_name(urn))),
-				 errhint("The methods are Logon, Logoff, Ingest and IngestExt of urn:xtk:session, Subscribe and Unsubscribe of urn:nms:subscription.")));
+				 errhint("The methods are Logon, Logoff, Ingest and IngestExt of urn:xtk:session, GetEntityIfMoreRecent of urn:xtk:persist, Subscribe and Unsubscribe of urn:nms:subscription.")));
 
 	for (node = next_element(elem->children); node;
 		 node = next_element(node->next))
@@ -448,15 +575,18 @@ check_session(SoapCall *call)
 	Datum		security_ok;
 	bool		security_null;
 
-	if (token[0] == '\0' && call->cookie_token != NULL)
+	if (call->security_token == NULL)
+		call->security_token = call->header_security;
+	if (token[0] == '\0' && (call->cookie_token != NULL || call->header_token != NULL))
 	{
-		token = call->cookie_token;
+		token = call->cookie_token ? call->cookie_token : call->header_token;
 		from_cookie = true;
 	}
 	if (token[0] == '\0')
 		session_error("no session token");
 	if (from_cookie && call->security_token == NULL)
 		session_error("a session token passed as a cookie needs its security token");
+	call->session_token = token;
 
 	values[0] = CStringGetTextDatum(token);
 	values[1] = call->security_token ? CStringGetTextDatum(call->security_token) : (Datum) 0;
@@ -478,7 +608,10 @@ check_session(SoapCall *call)
 
 /*
  * Check a login and password as password authentication does; returns the
- * role.  Unknown role and wrong password fail alike.
+ * role.  Unknown role and wrong password fail alike.  Each failure takes a
+ * token of the API "logon_failure"; while it has none left, every Logon is
+ * refused before its password is looked at (a rate-limit Fault), so that
+ * passwords cannot be guessed quickly.
  */
 static Oid
 check_login(const char *login, const char *password)
@@ -488,6 +621,7 @@ check_login(const char *login, const char *password)
 	char	   *shadow = NULL;
 	const char *logdetail = NULL;
 
+	campaign_throttle_check(CAMPAIGN_API_LOGON_FAILURE);
 	if (strlen(login) < NAMEDATALEN)
 	{
 		HeapTuple	tuple = SearchSysCache1(AUTHNAME, CStringGetDatum(login));
@@ -506,6 +640,7 @@ check_login(const char *login, const char *password)
 	if (shadow == NULL || password[0] == '\0' ||
 		plain_crypt_verify(login, shadow, password, &logdetail) != STATUS_OK)
 	{
+		campaign_throttle_spend(CAMPAIGN_API_LOGON_FAILURE);
 		ereport(LOG,
 				(errmsg("campaign: SOAP logon failed for login \"%s\"",
 						campaign_shorten(login)),
@@ -576,24 +711,35 @@ out_string(SoapCall *call, const char *name, const char *value)
 						 name, escape_xml(value), name);
 }
 
-/* pSessionInfo of LogonResponse: the server and the user, as Campaign's. */
+/*
+ * pSessionInfo of LogonResponse: the server and the user, with the
+ * attributes Adobe's SDK reads (application.js): the server's version as
+ * majNumber.minNumber.servicePack (the extension's) and buildNumber (the
+ * PostgreSQL server's version number), the login and its rights.
+ */
 static void
 out_session_info(SoapCall *call, const char *login, Oid roleid)
 {
 	static const char *const rights[] = {
 		"campaign_admin", "campaign_ingest", "campaign_sql_function"
 	};
+	int			major = 0;
+	int			minor = 0;
 	int			i;
 
+	if (sscanf(CAMPAIGN_VERSION, "%d.%d", &major, &minor) != 2)
+		elog(ERROR, "malformed extension version \"%s\"", CAMPAIGN_VERSION);
 	appendStringInfo(&call->out,
 					 "        <pSessionInfo xsi:type=\"ns:Element\" SOAP-ENV:encodingStyle=\"%s\">\n"
 					 "            <sessionInfo>\n"
-					 "                <serverInfo instanceName=\"%s\" sessionTimeOut=\"%d\"/>\n"
-					 "                <userInfo login=\"%s\" loginId=\"%u\" timezone=\"%s\">\n",
+					 "                <serverInfo instanceName=\"%s\" sessionTimeOut=\"%d\""
+					 " majNumber=\"%d\" minNumber=\"%d\" servicePack=\"0\" buildNumber=\"%d\"/>\n"
+					 "                <userInfo login=\"%s\" loginCS=\"%s\" loginId=\"%u\" timezone=\"%s\">\n",
 					 SOAP_LITERALXML,
 					 escape_xml(get_database_name(MyDatabaseId)),
 					 campaign_session_timeout,
-					 escape_xml(login), roleid,
+					 major, minor, PG_VERSION_NUM,
+					 escape_xml(login), escape_xml(login), roleid,
 					 escape_xml(pg_get_timezone_name(session_timezone)));
 	for (i = 0; i < lengthof(rights); i++)
 	{
@@ -636,10 +782,8 @@ soap_logon(SoapCall *call)
 static void
 soap_logoff(SoapCall *call)
 {
-	char	   *token = text_param(call, 0);
-	Datum		value;
+	Datum		value = CStringGetTextDatum(call->session_token);
 
-	value = CStringGetTextDatum(token[0] ? token : call->cookie_token);
 	run(call, STMT_LOGOFF, &value, NULL, false);
 }
 
@@ -659,6 +803,109 @@ soap_ingest_ext(SoapCall *call)
 	Datum		doc = CStringGetTextDatum(document_param(call, 1));
 
 	run(call, STMT_INGEST_EXT, &doc, NULL, true);
+}
+
+/*
+ * The schemas of the services themselves, in Campaign's shape: what Adobe's
+ * SDK reads to find a method's namespace (an <interface> of the schema, or
+ * its <methods>), whether it is static, and its parameters in order.
+ */
+static const char *const xtk_session_schema =
+"<schema xmlns=\"" NS_XTK_SCHEMA "\" namespace=\"xtk\" name=\"session\" implements=\"xtk:persist\""
+" label=\"Session\" xtkschema=\"xtk:schema\">"
+"<interface name=\"persist\">"
+"<method name=\"GetEntityIfMoreRecent\" static=\"true\"><parameters>"
+"<param name=\"pk\" type=\"string\"/><param name=\"md5\" type=\"string\"/>"
+"<param name=\"mustExist\" type=\"boolean\"/>"
+"<param name=\"doc\" type=\"DOMDocument\" inout=\"out\"/></parameters></method>"
+"<method name=\"Ingest\" static=\"true\"><parameters>"
+"<param name=\"domDoc\" type=\"DOMDocument\"/>"
+"<param name=\"strSUuids\" type=\"string\" inout=\"out\"/></parameters></method>"
+"<method name=\"IngestExt\" static=\"true\"><parameters>"
+"<param name=\"domDoc\" type=\"DOMDocument\"/></parameters></method>"
+"</interface>"
+"<methods>"
+"<method name=\"Logon\" static=\"true\"><parameters>"
+"<param name=\"strLogin\" type=\"string\"/><param name=\"strPassword\" type=\"string\"/>"
+"<param name=\"elemParameters\" type=\"DOMElement\"/>"
+"<param name=\"strSessionToken\" type=\"string\" inout=\"out\"/>"
+"<param name=\"sessionInfo\" type=\"DOMDocument\" inout=\"out\"/>"
+"<param name=\"strSecurityToken\" type=\"string\" inout=\"out\"/></parameters></method>"
+"<method name=\"Logoff\" static=\"true\"/>"
+"</methods>"
+"</schema>";
+
+static const char *const nms_subscription_schema =
+"<schema xmlns=\"" NS_XTK_SCHEMA "\" namespace=\"nms\" name=\"subscription\" label=\"Subscriptions\""
+" xtkschema=\"xtk:schema\">"
+"<methods>"
+"<method name=\"Subscribe\" static=\"true\"><parameters>"
+"<param name=\"serviceName\" type=\"string\"/>"
+"<param name=\"recipient\" type=\"DOMElement\"/>"
+"<param name=\"create\" type=\"boolean\"/></parameters></method>"
+"<method name=\"Unsubscribe\" static=\"true\"><parameters>"
+"<param name=\"serviceName\" type=\"string\"/>"
+"<param name=\"recipient\" type=\"DOMElement\"/></parameters></method>"
+"</methods>"
+"</schema>";
+
+/*
+ * xtk:persist#GetEntityIfMoreRecent(sessiontoken, pk, md5, mustExist)
+ *		The entity "xtk:schema|namespace:name": xtk:session, nms:subscription
+ *		or a registered schema.  The md5 is ignored: the entity is always
+ *		sent.  An unknown schema gives an empty document, or a Fault when
+ *		mustExist is true.
+ */
+static void
+soap_get_entity(SoapCall *call)
+{
+	char	   *pk = text_param(call, 1);
+	char	   *must_text = text_param(call, 3);
+	bool		must_exist = false;
+	char	   *bar = strchr(pk, '|');
+	char	   *id;
+	char	   *colon;
+	const char *doc = NULL;
+
+	if (must_text[0] != '\0' && !parse_bool(must_text, &must_exist))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("parameter 4 of method \"GetEntityIfMoreRecent\" must be a boolean, not \"%s\"",
+						campaign_shorten(must_text))));
+	if (bar == NULL || bar - pk != strlen(ENTITY_SCHEMA) ||
+		strncmp(pk, ENTITY_SCHEMA, bar - pk) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("entity \"%s\" is not served", campaign_shorten(pk)),
+				 errhint("Ask for a schema: \"%s|namespace:name\".", ENTITY_SCHEMA)));
+	id = bar + 1;
+	colon = strchr(id, ':');
+
+	if (strcmp(id, "xtk:session") == 0)
+		doc = xtk_session_schema;
+	else if (strcmp(id, "nms:subscription") == 0)
+		doc = nms_subscription_schema;
+	else if (colon != NULL)
+	{
+		Datum		values[2];
+
+		values[0] = CStringGetTextDatum(pnstrdup(id, colon - id));
+		values[1] = CStringGetTextDatum(colon + 1);
+		doc = run(call, STMT_SCHEMA_DOCUMENT, values, NULL, false);
+	}
+	if (doc == NULL && must_exist)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("schema \"%s\" does not exist", campaign_shorten(id))));
+
+	if (doc == NULL)
+		appendStringInfo(&call->out,
+						 "        <pdomDoc xsi:type=\"ns:Document\" SOAP-ENV:encodingStyle=\"%s\"/>\n",
+						 SOAP_LITERALXML);
+	else
+		appendStringInfo(&call->out,
+						 "        <pdomDoc xsi:type=\"ns:Document\" SOAP-ENV:encodingStyle=\"%s\">%s</pdomDoc>\n",
+						 SOAP_LITERALXML, doc);
 }
 
 /* nms:subscription#Subscribe(sessiontoken, serviceName, recipient, create) */
@@ -822,18 +1069,22 @@ static char *
 process(SoapCall *call, text *envelope)
 {
 	campaign_throttle(CAMPAIGN_API_SOAP);
-	campaign_with_document(envelope, SOAP_WHAT, run_call, call);
+	campaign_with_document(envelope, SOAP_WHAT, PG_XML_STRICTNESS_WELLFORMED,
+						   run_call, call);
 	return response(call);
 }
 
 /*
- * campaign.soap(envelope text, session_token text DEFAULT NULL,
- *				 security_token text DEFAULT NULL) returns text
- *		Run the method call of a SOAP 1.1 envelope; returns the response
- *		envelope, or a Fault envelope.
+ * Run the method call of a SOAP 1.1 envelope; returns the response
+ * envelope, or a Fault envelope (then outcome->fault is set, and
+ * outcome->throttled for a rate limit, with outcome->retry_after in
+ * seconds), allocated in the caller's memory context.  The session and
+ * security tokens are those of an HTTP gateway (cookie, headers), or NULL.
+ * Used by campaign.soap() and by the HTTP workers (http.c).
  */
-Datum
-soap(PG_FUNCTION_ARGS)
+char *
+campaign_soap_call(text *envelope, const char *session_token,
+				   const char *security_token, SoapOutcome *outcome)
 {
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -841,17 +1092,11 @@ soap(PG_FUNCTION_ARGS)
 	MemoryContext spi_cxt;
 	SoapCall	call;
 	char	   *result;
-	text	   *envelope;
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	envelope = PG_GETARG_TEXT_PP(0);
-
+	memset(outcome, 0, sizeof(SoapOutcome));
 	memset(&call, 0, sizeof(call));
-	call.cookie_token = PG_ARGISNULL(1) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0 ?
-		NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	call.security_token = PG_ARGISNULL(2) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(2)) == 0 ?
-		NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	call.cookie_token = session_token && session_token[0] ? pstrdup(session_token) : NULL;
+	call.security_token = security_token && security_token[0] ? pstrdup(security_token) : NULL;
 
 	SPI_connect();
 	spi_cxt = CurrentMemoryContext;
@@ -882,11 +1127,38 @@ soap(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(spi_cxt);
 		CurrentResourceOwner = owner;
 		result = fault(&call, edata);
+		outcome->fault = true;
+		if (edata->sqlerrcode == ERRCODE_CAMPAIGN_RATE_LIMIT)
+		{
+			outcome->throttled = true;
+			outcome->retry_after = campaign_throttle_retry_after;
+		}
 	}
 	PG_END_TRY();
 
 	MemoryContextSwitchTo(caller_cxt);
-	envelope = cstring_to_text(result);
+	result = pstrdup(result);
 	SPI_finish();
-	PG_RETURN_TEXT_P(envelope);
+	return result;
+}
+
+/*
+ * campaign.soap(envelope text, session_token text DEFAULT NULL,
+ *				 security_token text DEFAULT NULL) returns text
+ *		Run the method call of a SOAP 1.1 envelope; returns the response
+ *		envelope, or a Fault envelope.
+ */
+Datum
+soap(PG_FUNCTION_ARGS)
+{
+	SoapOutcome outcome;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(campaign_soap_call(PG_GETARG_TEXT_PP(0),
+														PG_ARGISNULL(1) ? NULL :
+														text_to_cstring(PG_GETARG_TEXT_PP(1)),
+														PG_ARGISNULL(2) ? NULL :
+														text_to_cstring(PG_GETARG_TEXT_PP(2)),
+														&outcome)));
 }

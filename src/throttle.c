@@ -52,7 +52,14 @@ const char *const campaign_api_names[CAMPAIGN_NUM_APIS] = {
 	[CAMPAIGN_API_INGESTION_REQUEST] = "ingestion_request",
 	[CAMPAIGN_API_INGESTION_STATUS] = "ingestion_status",
 	[CAMPAIGN_API_SOAP] = "soap",
+	[CAMPAIGN_API_LOGON_FAILURE] = "logon_failure",
 };
+
+/* Failed logons allowed by default: one a second, in bursts of ten. */
+#define LOGON_FAILURE_PER_SECOND 1.0
+#define LOGON_FAILURE_BURST 10
+
+double		campaign_throttle_retry_after = 0;
 
 /* One API's token bucket; everything under the spinlock. */
 typedef struct ThrottleBucket
@@ -99,6 +106,35 @@ campaign_throttle_shmem_size(void)
 	return MAXALIGN(sizeof(ThrottleShared)) + PG_CACHE_LINE_SIZE;
 }
 
+/* Monotonic clock in nanoseconds: immune to changes of the wall clock. */
+static int64
+monotonic_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64) ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Set a limit on the API, with a full bucket. */
+static void
+limit_bucket(CampaignApi api, double per_second, int burst)
+{
+	ThrottleBucket *b = &throttle->buckets[api].bucket;
+
+	SpinLockAcquire(&b->mutex);
+	b->limited = true;
+	b->per_second = per_second;
+	b->burst = burst;
+	b->tokens = burst;
+	b->refilled_ns = monotonic_ns();
+	b->since = GetCurrentTimestamp();
+	b->accepted = 0;
+	b->rejected = 0;
+	SpinLockRelease(&b->mutex);
+	pg_atomic_write_u32(&throttle->enabled.flags[api], 1);
+}
+
 /* Called by campaign.c's shmem startup hook, under AddinShmemInitLock. */
 void
 campaign_throttle_shmem_init(void)
@@ -118,18 +154,10 @@ campaign_throttle_shmem_init(void)
 			pg_atomic_init_u32(&throttle->enabled.flags[i], 0);
 			SpinLockInit(&throttle->buckets[i].bucket.mutex);
 		}
+		limit_bucket(CAMPAIGN_API_LOGON_FAILURE, LOGON_FAILURE_PER_SECOND,
+					 LOGON_FAILURE_BURST);
 	}
 	campaign_throttle_enabled = throttle->enabled.flags;
-}
-
-/* Monotonic clock in nanoseconds: immune to changes of the wall clock. */
-static int64
-monotonic_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* Refill the bucket up to now; the caller holds its spinlock. */
@@ -145,48 +173,93 @@ refill(ThrottleBucket *b, int64 now_ns)
 }
 
 /*
- * The slow path of campaign_throttle(): the API has a limit.  Take a token
- * or fail with ERRCODE_CAMPAIGN_RATE_LIMIT.
+ * Take a token from the API's bucket when take, or only look whether one
+ * is there; false when none is (campaign_throttle_retry_after then says
+ * in how many seconds one will be).  Without a limit, true.
  */
-void
-campaign_throttle_take(CampaignApi api)
+static bool
+bucket_has_token(CampaignApi api, bool take, double *per_second, int *burst)
 {
 	ThrottleBucket *b = &throttle->buckets[api].bucket;
 	int64		now_ns = monotonic_ns();
 	bool		accepted = true;
-	double		per_second = 0;
-	int			burst = 0;
-	double		wait = 0;
 
 	SpinLockAcquire(&b->mutex);
 	if (b->limited)
 	{
 		refill(b, now_ns);
 		accepted = b->tokens >= 1.0;
-		if (accepted)
+		if (accepted && take)
 		{
 			b->tokens -= 1.0;
 			b->accepted++;
 		}
-		else
+		else if (!accepted)
 		{
 			b->rejected++;
-			per_second = b->per_second;
-			burst = b->burst;
-			wait = (1.0 - b->tokens) / per_second;
+			*per_second = b->per_second;
+			*burst = b->burst;
+			campaign_throttle_retry_after = (1.0 - b->tokens) / b->per_second;
 		}
 	}
 	SpinLockRelease(&b->mutex);
+	return accepted;
+}
 
-	if (!accepted)
-		ereport(ERROR,
-				(errcode(ERRCODE_CAMPAIGN_RATE_LIMIT),
-				 errmsg("API \"%s\" is over its rate limit of %g calls per second",
-						campaign_api_names[api], per_second),
-				 errdetail_plural("The limit allows bursts of %d call.",
-								  "The limit allows bursts of %d calls.",
-								  burst, burst),
-				 errhint("Retry in %.3f seconds.", wait)));
+static void
+rate_limit_error(CampaignApi api, double per_second, int burst)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CAMPAIGN_RATE_LIMIT),
+			 errmsg("API \"%s\" is over its rate limit of %g calls per second",
+					campaign_api_names[api], per_second),
+			 errdetail_plural("The limit allows bursts of %d call.",
+							  "The limit allows bursts of %d calls.",
+							  burst, burst),
+			 errhint("Retry in %.3f seconds.", campaign_throttle_retry_after)));
+}
+
+/*
+ * The slow path of campaign_throttle(): the API has a limit.  Take a token
+ * or fail with ERRCODE_CAMPAIGN_RATE_LIMIT.
+ */
+void
+campaign_throttle_take(CampaignApi api)
+{
+	double		per_second = 0;
+	int			burst = 0;
+
+	if (!bucket_has_token(api, true, &per_second, &burst))
+		rate_limit_error(api, per_second, burst);
+}
+
+/*
+ * For an API that counts failures (logon_failure): fail as
+ * campaign_throttle_take() does when the bucket is empty, without taking a
+ * token.
+ */
+void
+campaign_throttle_check(CampaignApi api)
+{
+	double		per_second = 0;
+	int			burst = 0;
+
+	if (campaign_throttle_enabled != NULL &&
+		pg_atomic_read_u32(&campaign_throttle_enabled[api]) != 0 &&
+		!bucket_has_token(api, false, &per_second, &burst))
+		rate_limit_error(api, per_second, burst);
+}
+
+/* A failure happened: take a token if there is one, never fail. */
+void
+campaign_throttle_spend(CampaignApi api)
+{
+	double		per_second;
+	int			burst;
+
+	if (campaign_throttle_enabled != NULL &&
+		pg_atomic_read_u32(&campaign_throttle_enabled[api]) != 0)
+		(void) bucket_has_token(api, true, &per_second, &burst);
 }
 
 /* The API named so, or an error listing the names. */
@@ -262,17 +335,7 @@ set_rate_limit(PG_FUNCTION_ARGS)
 					 errmsg("burst must be at least 1 call, not %d", burst)));
 	}
 
-	SpinLockAcquire(&b->mutex);
-	b->limited = true;
-	b->per_second = per_second;
-	b->burst = burst;
-	b->tokens = burst;
-	b->refilled_ns = monotonic_ns();
-	b->since = GetCurrentTimestamp();
-	b->accepted = 0;
-	b->rejected = 0;
-	SpinLockRelease(&b->mutex);
-	pg_atomic_write_u32(&throttle->enabled.flags[api], 1);
+	limit_bucket(api, per_second, burst);
 
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s: %g calls per second, burst %d",
 											  campaign_api_names[api],
