@@ -129,8 +129,8 @@ like($logon, qr/^___[0-9a-f-]{36}$/, 'SOAP logon gives a session token');
 $node->restart;
 
 is( $node->safe_psql('postgres',
-		'SELECT count(*) FROM campaign.rate_limits WHERE per_second IS NOT NULL'),
-	'0', 'a restart clears the limits');
+		"SELECT string_agg(api || ' ' || per_second || ' ' || burst, ',') FROM campaign.rate_limits WHERE per_second IS NOT NULL"),
+	'logon_failure 1 10', 'a restart clears the limits, back to the default of logon_failure');
 is($node->safe_psql('postgres', 'SELECT attempts(50)'), '50', 'and every call passes again');
 my $ingest = $node->safe_psql('postgres', qq{
 SET ROLE gateway;
