@@ -49,6 +49,7 @@ WORK=$(mktemp -d /tmp/campaign-fuzz.XXXXXX)
 mkdir -p "$WORK/build" "$WORK/artifacts"
 CFLAGS=(-g -O1 -fPIC -fno-omit-frame-pointer -fsanitize=address,fuzzer-no-link
         -Wall -Wno-ignored-attributes -D_GNU_SOURCE -I"$ROOT/src"
+        -DCAMPAIGN_VERSION="\"$(sed -n "s/^default_version = '\(.*\)'/\1/p" "$ROOT/campaign.control")\""
         -I"$("$PG_CONFIG" --includedir-server)" -I"$("$PG_CONFIG" --includedir)"
         $(xml2-config --cflags))
 objs=()
