@@ -21,7 +21,7 @@ DATA = $(wildcard campaign--*.sql)
 # The extension's version, for the server info Logon returns (soap.c).
 CAMPAIGN_VERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(dir $(firstword $(MAKEFILE_LIST)))campaign.control)
 PG_CPPFLAGS = -DCAMPAIGN_VERSION=\"$(CAMPAIGN_VERSION)\" -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir) $(shell xml2-config --cflags)
-SHLIB_LINK = $(shell xml2-config --libs) -lpq
+SHLIB_LINK = $(shell xml2-config --libs) -lpq -lmicrohttpd
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 ifneq ($(PGHOST)$(PGPORT),)

@@ -62,7 +62,7 @@ done
 # linked in, not to the weak stubs of the preloaded ASan runtime.
 "$CLANG" -shared -fsanitize=address,fuzzer-no-link -shared-libasan -o "$WORK/campaign_fuzz.so" \
     "${objs[@]}" -Wl,--whole-archive "$FUZZER_RT" -Wl,--no-whole-archive -lstdc++ \
-    $(xml2-config --libs) -lpq -Wl,-Bsymbolic
+    $(xml2-config --libs) -lpq -lmicrohttpd -Wl,-Bsymbolic
 "$CLANG" -shared -fPIC -O1 -o "$WORK/asan_preload.so" test/fuzz/asan_preload.c
 
 # The seeds, dictionary and suppressions are read by the postgres user.

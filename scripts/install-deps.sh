@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # install-deps.sh [fuzz] [valgrind] [package] — install the Debian 12 packages
-# needed to build and test the campaign extension (`make deps`); `fuzz` adds
-# clang's libFuzzer, AddressSanitizer and symbolizer (make fuzz, make test),
-# `valgrind` adds valgrind (make valgrind-check), `package` the Debian
-# packaging tools and the PGXN META.json validator (make deb, make test:
-# test/t/060_package.pl). Idempotent: a quick no-op
+# needed to build and test the campaign extension (`make deps`), libmicrohttpd
+# (with GnuTLS) for the HTTP endpoint and openssl, curl and node/npm for its
+# tests included; `fuzz` adds clang's libFuzzer, AddressSanitizer and
+# symbolizer (make fuzz, make test), `valgrind` adds valgrind (make
+# valgrind-check), `package` the Debian packaging tools and the PGXN
+# META.json validator (make deb, make test: test/t/060_package.pl).
+# Idempotent: a quick no-op
 # when all are present; otherwise one `apt-get update` and one `apt-get
 # install`. Runs as
 # root, or through sudo otherwise. Does not use Debian's auto-created `main`
@@ -13,7 +15,7 @@ set -euo pipefail
 
 PG_BINDIR=/usr/lib/postgresql/15/bin
 PKGS=(postgresql-15 postgresql-server-dev-15 libpq-dev libxml2-dev libipc-run-perl
-      make gcc pkg-config)
+      make gcc pkg-config libmicrohttpd-dev openssl curl)
 for extra in "$@"; do
     case $extra in
         fuzz) PKGS+=(clang-14 libclang-rt-14-dev llvm-14) ;;
@@ -38,6 +40,11 @@ for p in "${PKGS[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
     [ "$status" = "install ok installed" ] || missing+=("$p")
 done
+# node and npm run Adobe's JavaScript SDK against the HTTP endpoint (TAP
+# 041); any installation will do (Debian's, or NodeSource's nodejs, which
+# brings npm), so look for the commands.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 [ -f "$FDW_CONTROL" ] || missing+=(postgresql-contrib-15)
 
 if [ ${#missing[@]} -gt 0 ]; then

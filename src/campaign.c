@@ -78,6 +78,7 @@ campaign_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(shared_size()));
 	RequestAddinShmemSpace(campaign_throttle_shmem_size());
+	RequestAddinShmemSpace(campaign_http_shmem_size());
 }
 
 static void
@@ -101,6 +102,7 @@ campaign_shmem_startup(void)
 			SpinLockInit(&campaign_shared->ingest[i].mutex);
 	}
 	campaign_throttle_shmem_init();
+	campaign_http_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -408,6 +410,7 @@ define_gucs(void)
 							"Longest wait for a connection to the cloud server.",
 							NULL, &campaign_cloud_connect_timeout, 10000, 100, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	campaign_http_define_gucs();
 	MarkGUCPrefixReserved("campaign");
 }
 
@@ -446,6 +449,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = campaign_shmem_startup;
 	register_worker();
+	campaign_http_register_workers();
 }
 
 /*

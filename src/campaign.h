@@ -19,6 +19,8 @@
  *	              in SQL as their caller
  *	  throttle.c  per-API rate limits: token buckets in shared memory
  *	  soap.c      campaign.soap(): SOAP 1.1 envelopes, sessions, Faults
+ *	  http.c      the HTTP endpoint: libmicrohttpd in background workers,
+ *	              serving the SOAP router and the REST ingestion API
  *
  *-------------------------------------------------------------------------
  */
@@ -275,6 +277,14 @@ typedef struct SoapOutcome
 extern char *campaign_soap_call(text *envelope, const char *session_token,
 								const char *security_token,
 								SoapOutcome *outcome);
+extern Oid	campaign_soap_session_role(const char *token);
+extern Oid	campaign_check_login(const char *login, const char *password);
+
+/* http.c: the HTTP endpoint's workers */
+extern void campaign_http_define_gucs(void);
+extern Size campaign_http_shmem_size(void);
+extern void campaign_http_shmem_init(void);
+extern void campaign_http_register_workers(void);
 
 /* deploy.c */
 extern char *campaign_origin(void);

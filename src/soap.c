@@ -130,11 +130,11 @@ typedef struct SoapSql
 #define TOKEN_HASH(n) "pg_catalog.sha256(pg_catalog.convert_to($" #n ", 'UTF8'))"
 
 static const SoapSql statements[SOAP_NUM_STATEMENTS] = {
+	/* The role must still be able to log in: checked in lookup_session(). */
 	[STMT_SESSION] = {
 		"SELECT s.role, s.expires_at > pg_catalog.clock_timestamp(),"
 		"       s.security_hash = " TOKEN_HASH(2)
 		"  FROM campaign.soap_sessions s"
-		"  JOIN pg_catalog.pg_roles r ON r.oid = s.role AND r.rolcanlogin"
 		" WHERE s.token_hash = " TOKEN_HASH(1),
 		2, {TEXTOID, TEXTOID}
 	},
@@ -562,18 +562,61 @@ session_error(const char *why)
 			 errhint("Log on again with xtk:session#Logon.")));
 }
 
-/* Check the session the call names; sets call->role. */
-static void
-check_session(SoapCall *call)
+/* Does the role exist and may it log in? */
+static bool
+role_can_login(Oid roleid)
 {
-	char	   *token = text_param(call, 0);
-	bool		from_cookie = false;
+	HeapTuple	tuple = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
+	bool		canlogin;
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	canlogin = ((Form_pg_authid) GETSTRUCT(tuple))->rolcanlogin;
+	ReleaseSysCache(tuple);
+	return canlogin;
+}
+
+/*
+ * Look up a session token: sets call->role, or fails as an invalid session
+ * (unknown, expired, its role no longer able to log in, or a security token
+ * given that does not match).
+ */
+static void
+lookup_session(SoapCall *call, const char *token)
+{
 	Datum		values[2];
 	char		nulls[2] = {' ', ' '};
 	bool		isnull;
 	bool		live;
 	Datum		security_ok;
 	bool		security_null;
+
+	values[0] = CStringGetTextDatum(token);
+	values[1] = call->security_token ? CStringGetTextDatum(call->security_token) : (Datum) 0;
+	nulls[1] = call->security_token ? ' ' : 'n';
+	run(call, STMT_SESSION, values, nulls, false);
+	if (SPI_processed == 0)
+		session_error("unknown session token");
+	call->role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	if (!role_can_login(call->role))
+		session_error("unknown session token");
+	live = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 2, &isnull));
+	security_ok = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3,
+								&security_null);
+	if (!live)
+		session_error("session token has expired");
+	if (!security_null && !DatumGetBool(security_ok))
+		session_error("security token does not match the session");
+}
+
+/* Check the session the call names; sets call->role. */
+static void
+check_session(SoapCall *call)
+{
+	char	   *token = text_param(call, 0);
+	bool		from_cookie = false;
 
 	if (call->security_token == NULL)
 		call->security_token = call->header_security;
@@ -587,23 +630,26 @@ check_session(SoapCall *call)
 	if (from_cookie && call->security_token == NULL)
 		session_error("a session token passed as a cookie needs its security token");
 	call->session_token = token;
+	lookup_session(call, token);
+}
 
-	values[0] = CStringGetTextDatum(token);
-	values[1] = call->security_token ? CStringGetTextDatum(call->security_token) : (Datum) 0;
-	nulls[1] = call->security_token ? ' ' : 'n';
-	run(call, STMT_SESSION, values, nulls, false);
-	if (SPI_processed == 0)
-		session_error("unknown session token");
-	call->role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 1, &isnull));
-	live = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 2, &isnull));
-	security_ok = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3,
-								&security_null);
-	if (!live)
-		session_error("session token has expired");
-	if (!security_null && !DatumGetBool(security_ok))
-		session_error("security token does not match the session");
+/*
+ * The role of a live session token, for the REST API's Bearer
+ * authentication (http.c); fails as an invalid session.  The token is not
+ * a cookie, so it needs no security token.
+ */
+Oid
+campaign_soap_session_role(const char *token)
+{
+	SoapCall	call;
+
+	memset(&call, 0, sizeof(call));
+	SPI_connect();
+	if (token[0] == '\0')
+		session_error("no session token");
+	lookup_session(&call, token);
+	SPI_finish();
+	return call.role;
 }
 
 /*
@@ -611,10 +657,11 @@ check_session(SoapCall *call)
  * role.  Unknown role and wrong password fail alike.  Each failure takes a
  * token of the API "logon_failure"; while it has none left, every Logon is
  * refused before its password is looked at (a rate-limit Fault), so that
- * passwords cannot be guessed quickly.
+ * passwords cannot be guessed quickly.  Also the REST API's Basic
+ * authentication (http.c).
  */
-static Oid
-check_login(const char *login, const char *password)
+Oid
+campaign_check_login(const char *login, const char *password)
 {
 	Oid			roleid = InvalidOid;
 	bool		canlogin = false;
@@ -762,7 +809,7 @@ soap_logon(SoapCall *call)
 {
 	char	   *login = text_param(call, 1);
 	char	   *password = text_param(call, 2);
-	Oid			roleid = check_login(login, password);
+	Oid			roleid = campaign_check_login(login, password);
 	char	   *token = new_session_token();
 	char	   *security = new_security_token();
 	Datum		values[4];
