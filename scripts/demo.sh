@@ -6,7 +6,9 @@
 #   scripts/demo.sql with psql -e on local: CREATE EXTENSION, declare the
 #   cloud as the postgres_fdw server ffda, register and deploy a schema,
 #   ingest single records and a 10,000-record batch, and watch the worker
-#   replicate them; finally counts the rows on the cloud itself.
+#   replicate them; finally counts the rows on the cloud itself. Then the
+#   HTTP endpoint of "local" (campaign.http_port, on 127.0.0.1): a SOAP
+#   Logon and an Ingest sent with curl, as a Campaign client would.
 #   Data lives in ./demo_data/<cluster> (or $CAMPAIGN_DEMO_DIR, or
 #   /tmp/campaign-demo when ./demo_data is unusable); sockets and logs beside
 #   it. Clusters are stopped on exit and their data kept for inspection; a
@@ -51,8 +53,9 @@ fi
 echo "=== demo data in $DEMO_DIR"
 trap 'stop_all "$DEMO_DIR"' EXIT
 
-# start_cluster NAME PORT: initdb + start a cluster in $DEMO_DIR/NAME listening
-# only on the unix socket $DEMO_DIR/.s.PGSQL.PORT (no TCP, so no port clash).
+# start_cluster NAME PORT [SETTINGS]: initdb + start a cluster in
+# $DEMO_DIR/NAME listening only on the unix socket $DEMO_DIR/.s.PGSQL.PORT (no
+# TCP, so no port clash), with extra postgresql.conf SETTINGS.
 start_cluster() {
     local name=$1 port=$2 data=$DEMO_DIR/$1
     as_owner "$BINDIR/initdb" -D "$data" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
@@ -63,6 +66,7 @@ listen_addresses = ''
 unix_socket_directories = '$DEMO_DIR'
 shared_preload_libraries = 'campaign'
 max_worker_processes = 16
+${3:-}
 EOF
     as_owner "$BINDIR/pg_ctl" -D "$data" -l "$DEMO_DIR/$name.log" -w start >/dev/null ||
         { cat "$DEMO_DIR/$name.log"; return 1; }
@@ -76,11 +80,48 @@ psql_on() {
 
 LOCAL_PORT=5461
 CLOUD_PORT=5462
+# The HTTP endpoint: the first free TCP port from 8080 on 127.0.0.1.
+HTTP_PORT=8080
+while (exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT") 2>/dev/null; do HTTP_PORT=$((HTTP_PORT + 1)); done
 start_cluster cloud "$CLOUD_PORT"
-start_cluster local "$LOCAL_PORT"
+start_cluster local "$LOCAL_PORT" "campaign.http_port = $HTTP_PORT
+campaign.http_listen_addresses = '127.0.0.1'"
 
 echo "=== running scripts/demo.sql on local"
 psql_on "$LOCAL_PORT" -e -v cloud_host="$DEMO_DIR" -v cloud_port="$CLOUD_PORT" -f - <"$ROOT/scripts/demo.sql"
+
+echo "=== SOAP over HTTP: http://127.0.0.1:$HTTP_PORT/nl/jsp/soaprouter.jsp"
+psql_on "$LOCAL_PORT" -e -c "CREATE ROLE demo_api LOGIN PASSWORD 'demo secret' IN ROLE campaign_ingest"
+SOAP_URL="http://127.0.0.1:$HTTP_PORT/nl/jsp/soaprouter.jsp"
+echo "--- Logon (curl)"
+LOGON=$(curl -sS -H 'Content-Type: text/xml; charset=utf-8' -H 'SoapAction: xtk:session#Logon' --data-binary @- "$SOAP_URL" <<'EOF'
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:urn="urn:xtk:session">
+<soapenv:Header/>
+<soapenv:Body>
+  <urn:Logon><urn:sessiontoken/><urn:strLogin>demo_api</urn:strLogin><urn:strPassword>demo secret</urn:strPassword><urn:elemParameters/></urn:Logon>
+</soapenv:Body>
+</soapenv:Envelope>
+EOF
+)
+echo "$LOGON"
+TOKEN=$(printf '%s' "$LOGON" | sed -nE 's/.*<pstrSessionToken[^>]*>([^<]+)<.*/\1/p')
+[ -n "$TOKEN" ] || { echo "demo: Logon over HTTP failed" >&2; exit 1; }
+echo "--- Ingest (curl), with the session token from Logon"
+curl -sS -i -H 'Content-Type: text/xml; charset=utf-8' -H 'SoapAction: xtk:session#Ingest' --data-binary @- "$SOAP_URL" <<EOF
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:urn="urn:xtk:session">
+<soapenv:Header/>
+<soapenv:Body>
+  <urn:Ingest>
+    <urn:sessiontoken>$TOKEN</urn:sessiontoken>
+    <urn:domDoc>
+      <sampleTableStg id="HTTP0001" testcol1="Test Value 1 (from SOAP over HTTP)" xtkschema="dem:sampleTableStg"/>
+    </urn:domDoc>
+  </urn:Ingest>
+</soapenv:Body>
+</soapenv:Envelope>
+EOF
+echo
+psql_on "$LOCAL_PORT" -e -c "SELECT id, testcol1, _operation FROM dem.sampletablestg WHERE id = 'HTTP0001'"
 
 echo "=== on the cloud cluster itself"
 psql_on "$CLOUD_PORT" -e -c "SELECT count(*) AS rows_in_cloud FROM dem.sampletable" \

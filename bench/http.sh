@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# bench/http.sh — one-record Ingest over HTTP vs SQL, side by side (SPEC §9):
+#
+#   one-record SOAP Ingest over HTTP/1.1 keep-alive to the extension's HTTP
+#   endpoint (bench/http_client.js: $CLIENTS clients, each on its own
+#   connection, one request at a time) vs SELECT campaign.xtk_ingest(...)
+#   over libpq (pgbench -M prepared, the same number of clients), the same
+#   record shape into the same staging table; $DURATION s per run, $ROUNDS
+#   rounds interleaved, median TPS; ratio HTTP/SQL (floor 0.6, goal 0.8).
+#
+# Usage:  bash bench/http.sh              (as root or as postgres, or any
+#                                          non-root user that can initdb)
+# Knobs (environment): DURATION=10 ROUNDS=3 CLIENTS=4
+#                      KEEP=1 (keep the scratch dir) PG_CONFIG=...
+#
+# The extension must be installed first (make && make install), and node
+# must be on the PATH (the HTTP client).  The script starts its own scratch
+# cluster in a temp dir: PostgreSQL on a unix socket in that dir, the HTTP
+# endpoint on 127.0.0.1 and a free port, with campaign.http_workers =
+# $CLIENTS (one server process per client on both sides, as pgbench has one
+# backend per client), fsync and synchronous_commit on, and stops it at exit.
+#
+# Fairness notes:
+#  - both sides stage the same record (random id and score, the same texts)
+#    with a commit each; the HTTP side also parses the SOAP envelope, checks
+#    the session token (one indexed SELECT) and runs the call in a
+#    subtransaction, as every SOAP call does: that is the cost measured.
+#  - the clients run on the same machine as the server on both sides; the
+#    node client costs more CPU per request than pgbench, which makes the
+#    HTTP side look slower on a small machine, not faster.
+set -euo pipefail
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CLIENTS=${CLIENTS:-4}
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_setup bench/http.sh
+command -v node >/dev/null || { echo "bench/http.sh: node is not installed (bash scripts/install-deps.sh)" >&2; exit 1; }
+DATA=$WORK/data
+LOG=$WORK/server.log
+read -r PORT HTTP_PORT < <(free_ports 2 55500 55599 | paste -sd' ')
+CLIENT_JS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/http_client.js
+
+cleanup() {
+    local rc=$?
+    bench_finish "$rc" "$DATA"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
+sql() { "${PSQL[@]}" -At -c "$1"; }
+
+# ---------------------------------------------------------------- cluster
+as_owner "$BINDIR/initdb" -D "$DATA" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+cat >>"$DATA/postgresql.conf" <<EOF
+# bench/http.sh: the same server for both sides
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+shared_preload_libraries = 'campaign'
+max_worker_processes = 16
+shared_buffers = 256MB
+max_wal_size = 4GB
+fsync = on
+synchronous_commit = on
+campaign.http_port = $HTTP_PORT
+campaign.http_listen_addresses = '127.0.0.1'
+campaign.http_workers = $CLIENTS
+EOF
+as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null || { cat "$LOG" >&2; exit 1; }
+
+sql "SET client_min_messages = warning; CREATE EXTENSION campaign CASCADE" >/dev/null
+sql "SELECT campaign.register_schema('<srcSchema name=\"sampleTable\" namespace=\"dem\" label=\"Sample table\"><element name=\"sampleTable\" autopk=\"true\" autouuid=\"true\" autoStg=\"true\"><key name=\"id\" internal=\"true\"><keyfield xpath=\"@id\"/></key><attribute name=\"id\" type=\"string\" length=\"20\" label=\"External id\"/><attribute name=\"testcol1\" type=\"string\" length=\"255\"/><attribute name=\"testcol2\" type=\"string\" length=\"255\"/><attribute name=\"score\" type=\"long\"/><attribute name=\"notes\" type=\"memo\"/></element></srcSchema>')" >/dev/null
+sql "CREATE ROLE bench_api LOGIN PASSWORD 'bench secret' IN ROLE campaign_ingest"
+
+URL="http://127.0.0.1:$HTTP_PORT/nl/jsp/soaprouter.jsp"
+for _ in $(seq 1 100); do
+    [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'campaign http worker'")" = "$CLIENTS" ] && break
+    sleep 0.1
+done
+TOKEN=$(curl -sS -H 'Content-Type: text/xml' --data-binary @- "$URL" <<'EOF' | sed -nE 's/.*<pstrSessionToken[^>]*>([^<]+)<.*/\1/p'
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:urn="urn:xtk:session"><soapenv:Body><urn:Logon><urn:sessiontoken/><urn:strLogin>bench_api</urn:strLogin><urn:strPassword>bench secret</urn:strPassword><urn:elemParameters/></urn:Logon></soapenv:Body></soapenv:Envelope>
+EOF
+)
+[ -n "$TOKEN" ] || { echo "bench/http.sh: Logon over HTTP failed" >&2; exit 1; }
+
+bench_banner "campaign HTTP bench" "$(sql "SHOW server_version")"
+echo "   scratch cluster $DATA, port $PORT, HTTP on 127.0.0.1:$HTTP_PORT with $CLIENTS workers; fsync=on, synchronous_commit=on"
+echo "   load average at start: $(load_average) (other load on the machine makes the figures noisy)"
+
+cat >"$WORK/ingest.pgbench" <<'EOF'
+\set id random(1, 2000000000)
+\set score random(0, 1000000)
+SELECT campaign.xtk_ingest('<sampleTableStg id="' || :id || '" testcol1="value-' || :id || ' lorem ipsum" testcol2="second column ' || :score || ' with some text" score="' || :score || '" xtkschema="dem:' || 'sampleTableStg"/>');
+EOF
+if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK/ingest.pgbench"; fi
+
+reset_table() {
+    sql "TRUNCATE dem.sampletablestg" >/dev/null
+    sql "CHECKPOINT" >/dev/null
+}
+
+run_http() {  # run_http ROUND -> prints TPS
+    local log="$WORK/http-$1.log" staged
+    reset_table
+    node "$CLIENT_JS" "$URL" "$TOKEN" "$CLIENTS" "$DURATION" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+    if ! grep -q ' failed 0 ' "$log"; then cat "$log" >&2; exit 1; fi
+    staged=$(sql "SELECT count(*) FROM dem.sampletablestg")
+    awk -v s="$staged" '/^requests/ { if ($2 != s) { print "bench/http.sh: " $2 " requests but " s " rows staged" > "/dev/stderr"; exit 1 } printf "%.1f\n", $8 }' "$log"
+}
+
+run_sql() {  # run_sql ROUND -> prints TPS
+    local log="$WORK/pgbench-$1.log"
+    reset_table
+    as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -M prepared -c "$CLIENTS" -j "$CLIENTS" \
+        -T "$DURATION" -f "$WORK/ingest.pgbench" postgres >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+    sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$log" | awk '{ printf "%.1f\n", $1 }'
+}
+
+echo
+echo "one-record Ingest: SOAP over HTTP keep-alive vs SELECT campaign.xtk_ingest() over libpq"
+echo "    $CLIENTS clients, $DURATION s per run, $ROUNDS rounds interleaved"
+printf '    %-8s %16s %16s %12s\n' round "HTTP TPS" "SQL TPS" "round ratio"
+HTTP_TPS=() SQL_TPS=() PAIR=()
+for r in $(seq 1 "$ROUNDS"); do
+    a=$(run_http "$r")
+    b=$(run_sql "$r")
+    HTTP_TPS+=("$a") SQL_TPS+=("$b") PAIR+=("$(ratio "$a" "$b")")
+    printf '    %-8s %16s %16s %12s\n' "$r" "$a" "$b" "${PAIR[-1]}"
+done
+HTTP_MED=$(printf '%s\n' "${HTTP_TPS[@]}" | median)
+SQL_MED=$(printf '%s\n' "${SQL_TPS[@]}" | median)
+PAIR_MED=$(printf '%s\n' "${PAIR[@]}" | median 2)
+R=$(ratio "$HTTP_MED" "$SQL_MED")
+printf '    %-8s %16s %16s %12s\n' median "$HTTP_MED" "$SQL_MED" "$PAIR_MED"
+echo "    ratio HTTP/SQL = $R (of the medians; median of the round ratios $PAIR_MED)  (floor 0.60, goal 0.80): $(verdict "$R" 0.6 0.8)"
+echo "   load average at end: $(load_average)"
