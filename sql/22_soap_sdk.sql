@@ -24,6 +24,8 @@ SELECT register_schema($$
   </element>
 </srcSchema>$$);
 CREATE ROLE regress_sdk_api LOGIN PASSWORD 'sdk secret' IN ROLE campaign_ingest;
+GRANT INSERT, UPDATE ON dem.sdktablestg TO regress_sdk_api;
+CREATE ROLE regress_sdk_other LOGIN PASSWORD 'other secret' IN ROLE campaign_ingest;
 CREATE ROLE regress_sdk_gateway IN ROLE campaign_soap;
 
 -- An envelope as the SDK writes it: prefix m on the method, header entries
@@ -84,6 +86,11 @@ SELECT entity(soap(sdk_call('urn:xtk:persist', 'GetEntityIfMoreRecent', :'token'
     '<pk>xtk:schema|dem:sdkTable</pk><md5/><mustExist>true</mustExist>'))) AS registered;
 SELECT entity(soap(sdk_call('urn:xtk:persist|xtk:session', 'GetEntityIfMoreRecent', :'token', '',
     '<pk>xtk:schema|dem:sdkTableStg</pk><md5/><mustExist>true</mustExist>'))) AS staging;
+-- A role that does not feed the schema does not see it (as describe()).
+SELECT (xpath('//*[local-name()="pstrSessionToken"]/text()', soap(sdk_call('urn:xtk:session', 'Logon', '', '',
+    '<login>regress_sdk_other</login><password>other secret</password>'))::xml))[1]::text AS other_token \gset
+SELECT entity(soap(sdk_call('urn:xtk:persist', 'GetEntityIfMoreRecent', :'other_token', '',
+    '<pk>xtk:schema|dem:sdkTableStg</pk><md5/><mustExist>false</mustExist>'))) AS hidden;
 -- Unknown: an empty document, or a Fault when it must exist.
 SELECT entity(soap(sdk_call('urn:xtk:persist', 'GetEntityIfMoreRecent', :'token', '',
     '<pk>xtk:schema|dem:noSuchTable</pk><md5/><mustExist>false</mustExist>'))) AS unknown;
@@ -167,4 +174,5 @@ RESET ROLE;
 -- Clean up.
 DELETE FROM campaign.soap_sessions;
 DROP FUNCTION public.sdk_call(text, text, text, text, text), public.outcome(text), public.entity(text);
-DROP ROLE regress_sdk_api, regress_sdk_gateway;
+REVOKE ALL ON dem.sdktablestg FROM regress_sdk_api;
+DROP ROLE regress_sdk_api, regress_sdk_other, regress_sdk_gateway;

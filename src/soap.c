@@ -160,7 +160,8 @@ static const SoapSql statements[SOAP_NUM_STATEMENTS] = {
 	/*
 	 * A registered schema (or its staging schema, name + "Stg") in the shape
 	 * of Campaign's compiled schemas: <schema> with its <element>, keys and
-	 * attributes.  xmlelement() does the escaping.
+	 * attributes, when the role ($3) may see it (as describe()).
+	 * xmlelement() does the escaping.
 	 */
 	[STMT_SCHEMA_DOCUMENT] = {
 		"SELECT xmlelement(name schema,"
@@ -190,8 +191,9 @@ static const SoapSql statements[SOAP_NUM_STATEMENTS] = {
 		"              FROM campaign.attributes a WHERE a.namespace = s.namespace AND a.name = s.name)))::text"
 		"  FROM campaign.schemas s"
 		" WHERE s.namespace = $1"
-		"   AND (s.name = $2 OR (s.staging_table IS NOT NULL AND s.name || 'Stg' = $2))",
-		2, {TEXTOID, TEXTOID}
+		"   AND (s.name = $2 OR (s.staging_table IS NOT NULL AND s.name || 'Stg' = $2))"
+		"   AND campaign.schema_visible_to($3, $1 || ':' || $2)",
+		3, {TEXTOID, TEXTOID, OIDOID}
 	},
 };
 
@@ -899,9 +901,10 @@ static const char *const nms_subscription_schema =
 /*
  * xtk:persist#GetEntityIfMoreRecent(sessiontoken, pk, md5, mustExist)
  *		The entity "xtk:schema|namespace:name": xtk:session, nms:subscription
- *		or a registered schema.  The md5 is ignored: the entity is always
- *		sent.  An unknown schema gives an empty document, or a Fault when
- *		mustExist is true.
+ *		or a registered schema the session's role may see (one it feeds;
+ *		every one for campaign_admin).  The md5 is ignored: the entity is
+ *		always sent.  An unknown or hidden schema gives an empty document,
+ *		or a Fault when mustExist is true.
  */
 static void
 soap_get_entity(SoapCall *call)
@@ -934,10 +937,11 @@ soap_get_entity(SoapCall *call)
 		doc = nms_subscription_schema;
 	else if (colon != NULL)
 	{
-		Datum		values[2];
+		Datum		values[3];
 
 		values[0] = CStringGetTextDatum(pnstrdup(id, colon - id));
 		values[1] = CStringGetTextDatum(colon + 1);
+		values[2] = ObjectIdGetDatum(call->role);
 		doc = run(call, STMT_SCHEMA_DOCUMENT, values, NULL, false);
 	}
 	if (doc == NULL && must_exist)

@@ -194,6 +194,8 @@ lq(q{CREATE ROLE api LOGIN PASSWORD 'api secret' IN ROLE campaign_ingest, campai
      CREATE ROLE reader LOGIN PASSWORD 'reader secret';
      CREATE ROLE ingester LOGIN PASSWORD 'ingester secret' IN ROLE campaign_ingest;});
 lq('SELECT campaign.register_schema($x$' . sample_table_schema() . '$x$)');
+# The roles feed what they ingest (issue 17: rights per staged schema).
+lq(q{GRANT INSERT, UPDATE, DELETE ON dem.sampletablestg, nms.recipientstg, nms.subscriptionrcpstg TO api});
 for my $s ('dem:sampleTable', 'nms:recipient', 'nms:service', 'nms:subscriptionRcp')
 {
 	lq("SELECT campaign.deploy('$s')");

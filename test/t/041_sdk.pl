@@ -67,6 +67,7 @@ lq(qq{CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw
 lq('CREATE USER MAPPING FOR PUBLIC SERVER ffda');
 lq(q{CREATE ROLE sdk LOGIN PASSWORD 'sdk secret' IN ROLE campaign_ingest});
 lq('SELECT campaign.register_schema($x$' . sample_table_schema() . '$x$)');
+lq(q{GRANT INSERT, UPDATE, DELETE ON dem.sampletablestg, nms.recipientstg, nms.subscriptionrcpstg TO sdk});
 lq("SELECT campaign.deploy('$_')") for ('nms:recipient', 'nms:service', 'nms:subscriptionRcp');
 lq(q{SELECT campaign.xtk_ingest('<serviceStg name="news" label="News" xtkschema="nms:serviceStg"/>')});
 ok(wait_for($cloud, "SELECT count(*) FROM nms.service WHERE name = 'news'", '1'), 'service news in the cloud');
