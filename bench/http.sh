@@ -72,7 +72,7 @@ as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null || { cat "$LO
 
 sql "SET client_min_messages = warning; CREATE EXTENSION campaign CASCADE" >/dev/null
 sql "SELECT campaign.register_schema('<srcSchema name=\"sampleTable\" namespace=\"dem\" label=\"Sample table\"><element name=\"sampleTable\" autopk=\"true\" autouuid=\"true\" autoStg=\"true\"><key name=\"id\" internal=\"true\"><keyfield xpath=\"@id\"/></key><attribute name=\"id\" type=\"string\" length=\"20\" label=\"External id\"/><attribute name=\"testcol1\" type=\"string\" length=\"255\"/><attribute name=\"testcol2\" type=\"string\" length=\"255\"/><attribute name=\"score\" type=\"long\"/><attribute name=\"notes\" type=\"memo\"/></element></srcSchema>')" >/dev/null
-sql "CREATE ROLE bench_api LOGIN PASSWORD 'bench secret' IN ROLE campaign_ingest"
+sql "CREATE ROLE bench_api LOGIN PASSWORD 'bench secret' IN ROLE campaign_ingest; GRANT INSERT ON dem.sampletablestg TO bench_api"
 
 URL="http://127.0.0.1:$HTTP_PORT/nl/jsp/soaprouter.jsp"
 for _ in $(seq 1 100); do
