@@ -21,7 +21,8 @@
 #             bad credentials (WWW-Authenticate), 403 without
 #             campaign_sql_function, Bearer and Basic; POST Failed (not
 #             published, not stopped), Success, In Progress; GET Success
-#             with numRecords, In Progress, and the Failed and Aborted
+#             with numRecords, In Progress (the batch waits for a lock on the
+#             cloud table), and the Failed and Aborted
 #             bodies (rows set in ingestion_requests: how the worker gets
 #             there is 020_ingestion_requests.pl's subject), requestId as
 #             query, JSON body or the documented {"requestId"="N"}; 400
@@ -384,10 +385,11 @@ sub rest_scenario
 	is(rest('GET', 'dem:other', "Bearer $tok", query => "requestId=$id")->{status}, 404,
 		"$tag: a request of another mapping: 404");
 
-	# In Progress: POST while a request of the mapping is in progress (a row
-	# held In Progress under a lock the worker waits for).
-	my $s = $local->background_psql('postgres', on_error_stop => 0);
-	$s->query_safe(q{BEGIN; SELECT campaign.xtk_ingest('<sampleTableStg id="held" xtkschema="dem:sampleTableStg"/>')});
+	# In Progress: POST while a request of the mapping is in progress (its
+	# batch waits for a lock held on the cloud table).
+	lq(qq{SELECT campaign.xtk_ingest('<sampleTableStg id="${tag}H" xtkschema="dem:sampleTableStg"/>')});
+	my $s = $cloud->background_psql('postgres', on_error_stop => 0);
+	$s->query_safe('BEGIN; LOCK TABLE dem.sampletable IN SHARE MODE');
 	$r = rest('POST', 'dem:sampleTable', "Bearer $tok");
 	my $id2 = json($r)->{requestId};
 	is(json($r)->{status}, 'Success', "$tag: a second request submitted");
@@ -397,7 +399,7 @@ sub rest_scenario
 	is_deeply(json(rest('GET', 'dem:sampleTable', "Bearer $tok", query => "requestId=$id2")),
 		{ batchId => '', info => 'Mapping Id: dem:sampleTable.', numRecords => 0, requestId => $id2, status => 'In Progress' },
 		"$tag: GET In Progress");
-	$s->query_safe('ROLLBACK');
+	$s->query_safe('COMMIT');
 	$s->quit;
 	ok($local->poll_query_until('postgres',
 			"SELECT status <> 'In Progress' FROM campaign.ingestion_requests WHERE id = $id2"), "$tag: second request served");
