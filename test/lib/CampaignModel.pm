@@ -37,7 +37,9 @@
 #
 # Around it: setup_replication() (extension, cloud server, schema registered
 # and deployed), $model->stream() (a seeded stream ingested by concurrent
-# sessions), wait_caught_up() (staging_status: nothing pending, no error).
+# sessions), wait_caught_up() (staging_status: nothing pending, no error),
+# worker_pids() / wait_new_workers() (the replication workers of a local
+# server, found by their backend_type).
 package CampaignModel;
 
 use strict;
@@ -50,7 +52,8 @@ use File::Temp qw(tempfile);
 use PostgreSQL::Test::Utils;
 use CampaignNodes ();
 
-our @EXPORT = qw(model_table_schema check_cloud run_sessions setup_replication wait_caught_up);
+our @EXPORT = qw(model_table_schema check_cloud run_sessions setup_replication wait_caught_up
+  worker_pids wait_new_workers);
 
 # The modelled table: a key and attributes of every kind whose text form
 # the model can predict (strings with characters COPY and XML escape,
@@ -59,10 +62,12 @@ our @ATTS = (
 	[ s1 => 'string' ], [ s2 => 'string' ], [ notes => 'memo' ],
 	[ n => 'long' ], [ big => 'int64' ], [ flag => 'boolean' ]);
 
+# $extra: more <attribute .../> elements (a schema evolution).
 sub model_table_schema
 {
-	my ($name) = @_;
+	my ($name, $extra) = @_;
 	$name //= 'modelTable';
+	$extra //= '';
 	return <<"XML";
 <srcSchema name="$name" namespace="dem">
   <element name="$name" autopk="true" autouuid="true" autoStg="true">
@@ -73,7 +78,7 @@ sub model_table_schema
     <attribute name="notes" type="memo"/>
     <attribute name="n" type="long"/>
     <attribute name="big" type="int64"/>
-    <attribute name="flag" type="boolean"/>
+    <attribute name="flag" type="boolean"/>$extra
   </element>
 </srcSchema>
 XML
@@ -104,6 +109,18 @@ sub table { return $_[0]{table}; }
 
 sub exists_key { return exists $_[0]{rows}{ $_[1] }; }
 sub cols { return map { $_->[0] } @{ $_[0]{atts} }; }
+
+# The schema gained an attribute (deployed): NULL in every row.
+sub add_attribute
+{
+	my ($m, $name, $kind) = @_;
+	push @{ $m->{atts} }, [ $name, $kind ];
+	$_->{$name} = undef for values %{ $m->{rows} };
+}
+
+# Expect exactly these rows (e.g. cloud_rows() of a backup, plus what
+# happened since to other keys).
+sub set_rows { $_[0]{rows} = $_[1]; }
 
 sub upsert
 {
@@ -411,6 +428,20 @@ sub show
 		{ map { $_ => (ref $r->{$_} ? ${ $r->{$_} } // '(any uuid)' : $r->{$_}) } keys %$r });
 }
 
+# The cloud table's rows as the model holds them (e.g. to expect what a
+# backup of the cloud held).
+sub cloud_rows
+{
+	my ($m, $node, $dbname) = @_;
+	my %rows = %{ $m->fetch_cloud($node, $dbname) };
+	for my $r (values %rows)
+	{
+		my $uuid = $r->{_uuid};
+		$r->{_uuid} = \$uuid;
+	}
+	return \%rows;
+}
+
 # id => { column => text } of the cloud table (every column but _autopk).
 sub fetch_cloud
 {
@@ -502,12 +533,19 @@ CREATE USER MAPPING FOR PUBLIC SERVER ffda;
 sub stream
 {
 	my ($m, $node, $dbname, %o) = @_;
+	return $m->finish_sessions($m->start_stream($node, $dbname, %o));
+}
+
+# stream() in two halves: start_stream(), then finish_sessions().
+sub start_stream
+{
+	my ($m, $node, $dbname, %o) = @_;
 	my $sessions = $o{sessions} // 4;
 	my @texts = map {
 		$m->session_sql(CampaignModel::Stream->new($o{seed} * 1000 + $_), $_, "$o{prefix}$_",
 			$o{nkeys} // 300, int($o{changes} / $sessions))
 	} 1 .. $sessions;
-	return $m->run_sessions($node, $dbname, @texts);
+	return $m->start_sessions($node, $dbname, @texts);
 }
 
 # Nothing pending and no change in error for $schema (staging_status).
@@ -517,6 +555,30 @@ sub wait_caught_up
 	return CampaignNodes::wait_for_in($node, $dbname,
 		"SELECT pending || '|' || errors FROM campaign.staging_status WHERE schema_name = '$schema'",
 		'0|0', $timeout // 300);
+}
+
+my $WORKERS = "backend_type LIKE 'campaign replication%'";
+
+sub worker_pids
+{
+	my ($node) = @_;
+	my ($rc, $out) = $node->psql('postgres', "SELECT pid FROM pg_stat_activity WHERE $WORKERS");
+	return $rc == 0 ? grep { /^\d+$/ } split /\n/, $out : ();
+}
+
+# Replication workers none of which is in @old (after a crash restart).
+sub wait_new_workers
+{
+	my ($node, $timeout, @old) = @_;
+	my %old = map { $_ => 1 } @old;
+	my $deadline = time() + ($timeout // 120);
+	while (time() < $deadline)
+	{
+		my @pids = worker_pids($node);
+		return @pids if @pids && !grep { $old{$_} } @pids;
+		select(undef, undef, undef, 0.1);
+	}
+	return ();
 }
 
 # ---------------------------------------------------------------- the generator
