@@ -16,8 +16,8 @@
 #         (the same requestId);
 #   GET   Success (numRecords = the staged changes, batchId ""), Failed
 #         ACP-880056 (nothing staged), In Progress (the worker mid-request:
-#         it waits for an uncommitted ingest of a second session, as every
-#         batch waits for in-flight ingest transactions), Aborted (the
+#         its batch waits for a lock a cloud session holds on the cloud
+#         table), Aborted (the
 #         worker killed with SIGKILL mid-request, the request marked after
 #         the restart), Failed ACP-880096 with batchId = the failed
 #         replication_history batch (the cloud table renamed away: the
@@ -174,26 +174,26 @@ sub worker_pid
 	return $rc == 0 ? $out : '';
 }
 
-# A session holding an uncommitted ingest into nms:recipientStg: every batch
-# of nms:recipient waits for it (WaitForLockers) before reading the rows.
-sub hold_ingest
+# A cloud session locking nms.recipient: the batch of a request waits for
+# it on the cloud, mid-request.
+sub hold_cloud
 {
-	my ($email) = @_;
-	my $s = $local->background_psql('postgres', on_error_stop => 0);
-	$s->query_safe(qq{BEGIN; SELECT campaign.xtk_ingest('<recipientStg email="$email" xtkschema="nms:recipientStg"/>')});
+	my $s = $cloud->background_psql('postgres', on_error_stop => 0);
+	$s->query_safe('BEGIN; LOCK TABLE nms.recipient IN SHARE MODE');
 	return $s;
 }
 
-# The worker started request $id and now waits for the held ingest.
+# The worker started request $id and its batch now waits for the cloud lock.
 sub wait_mid_request
 {
 	my ($id) = @_;
 	return $local->poll_query_until('postgres', qq{
-		SELECT (SELECT started_at IS NOT NULL AND status = 'In Progress'
-		          FROM campaign.ingestion_requests WHERE id = $id)
-		   AND EXISTS (SELECT 1 FROM pg_stat_activity
-		                WHERE backend_type = 'campaign replication worker'
-		                  AND wait_event_type = 'Lock' AND wait_event = 'virtualxid')});
+		SELECT started_at IS NOT NULL AND status = 'In Progress'
+		  FROM campaign.ingestion_requests WHERE id = $id})
+	  && $cloud->poll_query_until('postgres', q{
+		SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+		                WHERE application_name LIKE 'campaign replication%'
+		                  AND wait_event_type = 'Lock')});
 }
 
 sub recipients
@@ -373,11 +373,12 @@ get_ok(get($R, $id2),
 # ================================================================ In Progress
 
 {
-	my $s = hold_ingest('held@example.com');
+	ingest(recipients('held', 1));
+	my $s = hold_cloud();
 	$p = post($R);
 	submitted_ok($p, $R, 'in progress');
 	my $id3 = $p->{requestId};
-	ok(wait_mid_request($id3), 'the worker started the request and waits for the open ingest');
+	ok(wait_mid_request($id3), 'the worker started the request and its batch waits for the cloud');
 	get_ok(get($R, $id3),
 		{ status => 'In Progress', info => "Mapping Id: $R.", batchId => '', numRecords => 0, requestId => $id3 },
 		'in progress');
@@ -398,7 +399,7 @@ get_ok(get($R, $id2),
 
 	$s->query_safe('COMMIT');
 	$s->quit;
-	ok(wait_finished($id3), 'request finished after the ingest committed');
+	ok(wait_finished($id3), 'request finished after the cloud lock was released');
 	get_ok(get($R, $id3),
 		{ status => 'Success', info => "Mapping Id: $R. ", batchId => '', numRecords => 1, requestId => $id3 },
 		'in progress, then success');
@@ -411,7 +412,10 @@ get_ok(get($R, $id2),
 
 {
 	ingest(recipients('k', 2));
-	my $s = hold_ingest('killed@example.com');
+	# an ingest left uncommitted: it dies with the crash
+	my $open = $local->background_psql('postgres', on_error_stop => 0);
+	$open->query_safe(q{BEGIN; SELECT campaign.xtk_ingest('<recipientStg email="killed@example.com" xtkschema="nms:recipientStg"/>')});
+	my $s = hold_cloud();
 	$p = post($R);
 	submitted_ok($p, $R, 'aborted');
 	my $id4 = $p->{requestId};
@@ -421,7 +425,9 @@ get_ok(get($R, $id2),
 	my $victim = worker_pid();
 	like($victim, qr/^\d+$/, 'worker pid found');
 	kill 'KILL', $victim;
-	eval { $s->{run}->kill_kill; 1 };    # dies with the crash anyway
+	eval { $open->{run}->kill_kill; 1 };    # dies with the crash anyway
+	$s->query_safe('COMMIT');
+	$s->quit;
 
 	ok($local->poll_query_until('postgres', qq{
 		SELECT EXISTS (SELECT 1 FROM pg_stat_activity
