@@ -476,11 +476,13 @@ get_ok(get($R, $id2),
 	like($failed, qr/^\d+$/, 'one failed batch in replication_history');
 	like(lq("SELECT error FROM campaign.replication_history WHERE id = " . ($failed =~ /^\d+$/ ? $failed : 0)),
 		qr/recipient.*does not exist/, 'its error is the cloud\'s');
+	# The batch checks the cloud table before it sends anything: no batch
+	# was sent, so no batchId (SPEC §6: set only once a batch was sent).
 	get_ok(get($R, $id6),
 		{
 			status => 'Failed',
 			info => "Mapping Id: $R. ACP-880096 Sync Job failed to upload. Please check the error in the Platform UI.",
-			batchId => $failed,
+			batchId => '',
 			numRecords => 0,
 			requestId => $id6
 		},
