@@ -1505,6 +1505,7 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	result->upto = Max(last, hw);
 	result->rows = b.nchanges;
 	result->pending = MemoryContextStrdup(caller_cxt, pending_text(&b));
+	result->lowest_pending = b.npending > 0 ? b.pending[0] : 0;
 	if (result->warning)
 		result->warning = MemoryContextStrdup(caller_cxt, result->warning);
 	sent = b.nchanges > 0 || b.marks != NIL;

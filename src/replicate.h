@@ -22,6 +22,7 @@ typedef struct BatchResult
 	char	   *warning;		/* what the batch found wrong, or NULL */
 	char	   *pending;		/* bigint[] text: numbers at or below upto
 								 * that may still commit */
+	int64		lowest_pending; /* the first of them, 0 when none */
 } BatchResult;
 
 /* Set once a batch has begun sending its rows (for ingestion requests). */

@@ -292,15 +292,11 @@ check_pending(void *arg)
  * number (there is nowhere to keep them).
  */
 static int64
-local_upto(int64 upto, const char *pending)
+local_upto(BatchResult *r)
 {
-	const char *p = pending;
-
-	while (*p && !isdigit((unsigned char) *p))
-		p++;
-	if (!sql_1_0 || *p == '\0')
-		return upto;
-	return Min(upto, strtoi64(p, NULL, 10) - 1);
+	if (!sql_1_0 || r->lowest_pending == 0)
+		return r->upto;
+	return Min(r->upto, r->lowest_pending - 1);
 }
 
 typedef struct BatchRecord
@@ -353,7 +349,7 @@ record_batch(void *arg)
 							  " last_replicated_at = now()"
 							  " WHERE namespace || ':' || name = $1",
 							  2, (Oid[]) {TEXTOID, INT8OID},
-							  (Datum[]) {args[0], Int64GetDatum(local_upto(res->upto, res->pending))},
+							  (Datum[]) {args[0], Int64GetDatum(local_upto(res))},
 							  NULL, false, 0);
 	else if (!r->failed)
 		SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
@@ -370,12 +366,13 @@ record_watermark(void *arg)
 {
 	WorkerSchema *s = (WorkerSchema *) arg;
 
+	/* Under 1.0's SQL only the first two parameters are used. */
 	SPI_execute_with_args(sql_1_0 ? "UPDATE campaign.schemas SET replicated_upto = $2"
-						  " WHERE namespace || ':' || name = $1 AND $3 IS NOT NULL"
+						  " WHERE namespace || ':' || name = $1"
 						  : "UPDATE campaign.schemas SET replicated_upto = $2,"
 						  " replicated_pending = $3::bigint[]"
 						  " WHERE namespace || ':' || name = $1",
-						  3, (Oid[]) {TEXTOID, INT8OID, TEXTOID},
+						  sql_1_0 ? 2 : 3, (Oid[]) {TEXTOID, INT8OID, TEXTOID},
 						  (Datum[]) {CStringGetTextDatum(s->name), Int64GetDatum(s->replicated_upto),
 						  CStringGetTextDatum(s->replicated_pending)},
 						  NULL, false, 0);
@@ -589,10 +586,10 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 			 * restored from a backup has it behind ours: follow it, so that
 			 * what it lost is not purged here before it is sent again.
 			 */
-			if (local_upto(result.upto, result.pending) != s->replicated_upto ||
+			if (local_upto(&result) != s->replicated_upto ||
 				strcmp(result.pending, s->replicated_pending) != 0)
 			{
-				s->replicated_upto = local_upto(result.upto, result.pending);
+				s->replicated_upto = local_upto(&result);
 				s->replicated_pending = MemoryContextStrdup(pass_cxt, result.pending);
 				in_transaction(record_watermark, s);
 			}
@@ -607,7 +604,7 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 		rec.error = result.warning;
 		rec.failed = false;
 		in_transaction(record_batch, &rec);
-		s->replicated_upto = local_upto(result.upto, result.pending);
+		s->replicated_upto = local_upto(&result);
 		s->replicated_pending = MemoryContextStrdup(pass_cxt, result.pending);
 		if (!until_caught_up && ++batches >= BATCHES_PER_TURN)
 		{
