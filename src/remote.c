@@ -381,6 +381,18 @@ cloud_command(PGconn *conn, const char *sql)
 	PQclear(cloud_exec(conn, sql, 0, NULL));
 }
 
+/*
+ * A failed result: the cloud's message when it refused the data; any other
+ * failure (the connection, resources, missing objects) is raised.
+ */
+static char *
+refused_data(PGconn *conn, PGresult *res, const char *sql)
+{
+	if (PQstatus(conn) != CONNECTION_OK || !rejects_data(res))
+		cloud_report(conn, res, sql);
+	return result_message(conn, res);
+}
+
 /* Return NULL for a success, the message of a data error; raise others. */
 static char *
 try_result(PGconn *conn, PGresult *res, const char *sql)
@@ -392,9 +404,7 @@ try_result(PGconn *conn, PGresult *res, const char *sql)
 		PQclear(res);
 		return NULL;
 	}
-	if (PQstatus(conn) != CONNECTION_OK || !rejects_data(res))
-		cloud_report(conn, res, sql);
-	return result_message(conn, res);
+	return refused_data(conn, res, sql);
 }
 
 /*
@@ -423,11 +433,7 @@ cloud_copy_begin(PGconn *conn, const char *copy_sql)
 	flush_output(conn);
 	res = get_last_result(conn);
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
-	{
-		if (PQstatus(conn) != CONNECTION_OK || !rejects_data(res))
-			cloud_report(conn, res, copy_sql);
-		return result_message(conn, res);
-	}
+		return refused_data(conn, res, copy_sql);
 	PQclear(res);
 	return NULL;
 }
@@ -469,11 +475,7 @@ cloud_copy_end(PGconn *conn)
 	flush_output(conn);
 	res = get_result(conn);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
-	{
-		if (PQstatus(conn) != CONNECTION_OK || !rejects_data(res))
-			cloud_report(conn, res, "COPY");
-		msg = result_message(conn, res);
-	}
+		msg = refused_data(conn, res, "COPY");
 	else
 		PQclear(res);
 	while ((res = get_result(conn)) != NULL)
