@@ -1,28 +1,54 @@
 #!/usr/bin/env bash
-# bench/ingest.sh — ingest speed, side by side (SPEC §9), in one run:
+# bench/ingest.sh — ingest speed and the worker's cost (SPEC §9), in one run:
 #
 #   (1) one-record xtk_ingest vs a prepared single-row INSERT of the same row
-#       into the same staging table: pgbench, 2 clients, -M prepared,
-#       $DURATION s per run, $ROUNDS rounds interleaved, median TPS;
-#       ratio ingest/INSERT (floor 0.7, goal 0.9).
+#       into the same staging table, at $CLIENT_COUNTS clients (pgbench
+#       -M prepared, $DURATION s per run); $ROUNDS rounds, each running every
+#       client count, the two sides back to back in alternating order;
+#       median TPS per side and client count; ratio ingest/INSERT (floor
+#       0.8, goal 0.95, at every client count).  The schema is registered
+#       but not deployed, as on a server whose replication is not set up.
 #   (2) a $NROWS-record collection through xtk_ingest vs COPY FROM of the same
 #       rows into an identical table (CREATE TABLE ... LIKE ... INCLUDING ALL),
 #       best of $REPEAT; ratio COPY_time/ingest_time (floor 0.5, goal 0.8).
+#   (3) the replication workers' CPU while $CPU_CLIENTS clients ingest as fast
+#       as they can for $CPU_SECONDS s into a schema that is not deployed
+#       (goal <= 0.02 core).
+#   (4) the replication workers' CPU while they replicate a steady
+#       $RATE one-record ingests a second ($CPU_CLIENTS clients, pgbench
+#       --rate, $CPU_SECONDS s) to a cloud server (a second scratch cluster),
+#       continuous mode (goal <= 0.2 core), and the replication lag of those
+#       records (goal p99 < 100 ms).  The lag of a record is the commit time
+#       of the cloud transaction that made it visible minus the commit time
+#       of its local ingest transaction: both servers run with
+#       track_commit_timestamp = on and share the machine clock, as in
+#       bench/replication.sh.
+#
+# Worker CPU: every second the pids of the replication workers of the local
+# server are read from pg_stat_activity (backend_type 'campaign replication
+# worker'; all of them, whether one worker or a pool), and each one's
+# utime + stime from /proc/<pid>/stat; the figure is the sum over the
+# workers of the ticks they used in the window, over the window's length
+# (a worker that started inside the window counts all its ticks).  The
+# first $WARMUP s of each load are left out.
 #
 # Usage:  bash bench/ingest.sh            (as root or as postgres, or any
 #                                          non-root user that can initdb)
-# Knobs (environment): DURATION=15 ROUNDS=3 NROWS=100000 REPEAT=3
+# Knobs (environment): CLIENT_COUNTS="1 8 32" DURATION=10 ROUNDS=3
+#                      NROWS=100000 REPEAT=3
+#                      CPU_CLIENTS=8 CPU_SECONDS=20 RATE=4000 WARMUP=3
+#                      SECTIONS="1 2 3 4" (which parts to run)
 #                      KEEP=1 (keep the scratch dir) PG_CONFIG=...
 #
 # The extension must be installed first (make && make install).  The script
-# starts its own scratch cluster (initdb as postgres when run as root) in a
-# temp dir, on a free port, listening on a unix socket in that dir only, and
-# stops it at exit.  Both sides of each comparison run on the same cluster
-# with the same settings: fsync and synchronous_commit on (defaults),
-# shared_buffers = 256MB, max_wal_size = 4GB (fewer checkpoints in the middle
-# of a timed run, for both sides alike).  Before every timed run the tables
-# are truncated and a CHECKPOINT taken, so each run starts from the same
-# state.
+# starts its own scratch clusters (initdb as postgres when run as root) in a
+# temp dir, on free ports, listening on unix sockets in that dir only, and
+# stops them at exit.  Both sides of each comparison run on the same cluster
+# with the same settings (bench/lib.sh's start_cluster: fsync and
+# synchronous_commit on, shared_buffers = 256MB, max_wal_size = 4GB (fewer
+# checkpoints in the middle of a timed run, for both sides alike),
+# track_commit_timestamp = on).  Before every timed run the tables are
+# truncated and a CHECKPOINT taken, so each run starts from the same state.
 #
 # Fairness notes:
 #  - pgbench: both scripts build their text values from the same two random
@@ -41,42 +67,43 @@
 #    to the client.
 set -euo pipefail
 
-DURATION=${DURATION:-15}
+CLIENT_COUNTS=${CLIENT_COUNTS:-1 8 32}
+DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 NROWS=${NROWS:-100000}
 REPEAT=${REPEAT:-3}
-CLIENTS=2
+CPU_CLIENTS=${CPU_CLIENTS:-8}
+CPU_SECONDS=${CPU_SECONDS:-20}
+RATE=${RATE:-4000}
+WARMUP=${WARMUP:-3}
+SECTIONS=${SECTIONS:-1 2 3 4}
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_setup bench/ingest.sh
-DATA=$WORK/data
-LOG=$WORK/server.log
-PORT=$(free_ports 1 55400 55499)
+mapfile -t PORTS < <(free_ports 2 55400 55499)
+[ "${#PORTS[@]}" -eq 2 ] || exit 1
+PORT=${PORTS[0]} CPORT=${PORTS[1]}
+section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
+SAMPLER_PID=
 cleanup() {
     local rc=$?
-    bench_finish "$rc" "$DATA"
+    [ -z "$SAMPLER_PID" ] || kill "$SAMPLER_PID" 2>/dev/null || true
+    # The cloud first: a worker waiting on it then gets an error at once.
+    bench_finish "$rc" "$WORK/cloud" "$WORK/local"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 PSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$PORT" -d bench -v ON_ERROR_STOP=1 -P pager=off)
+CPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$CPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
 sql() { "${PSQL[@]}" -At -c "$1"; }
+csql() { "${CPSQL[@]}" -At -c "$1"; }
 
 # ---------------------------------------------------------------- cluster
-as_owner "$BINDIR/initdb" -D "$DATA" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-cat >>"$DATA/postgresql.conf" <<EOF
-# bench/ingest.sh: the same settings for both sides of every comparison
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'campaign'
-max_worker_processes = 16
-shared_buffers = 256MB
-max_wal_size = 4GB
-fsync = on
-synchronous_commit = on
-EOF
-as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null || { cat "$LOG" >&2; exit 1; }
+# The worker serves database bench, where the extension is.
+start_cluster local "$PORT" "shared_preload_libraries = 'campaign'
+campaign.database = 'bench'
+max_connections = $(( $(printf '%s\n' $CLIENT_COUNTS "$CPU_CLIENTS" | sort -n | tail -n1) + 20 ))"
 as_owner "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
 
 sql "SET client_min_messages = warning; CREATE EXTENSION campaign CASCADE" >/dev/null
@@ -84,7 +111,7 @@ sql "SELECT campaign.register_schema('<srcSchema name=\"sampleTable\" namespace=
 sql "CREATE TABLE bench_copy (LIKE dem.sampletablestg INCLUDING ALL)"
 
 bench_banner "campaign ingest bench" "$(sql "SHOW server_version")"
-echo "   scratch cluster $DATA, port $PORT; shared_buffers=256MB, max_wal_size=4GB, fsync=on, synchronous_commit=on"
+echo "   scratch cluster $WORK/local, port $PORT; shared_buffers=256MB, max_wal_size=4GB, fsync=on, synchronous_commit=on, track_commit_timestamp=on"
 LOAD_START=$(load_average)
 echo "   load average at start: $LOAD_START (the other side of each ratio runs right next to it, but other load on the machine makes the figures noisy)"
 
@@ -119,50 +146,63 @@ if [ "$(sql "SELECT count(DISTINCT (_operation, _carried::text, _key IS NULL, no
     exit 1
 fi
 
-run_pgbench() {  # run_pgbench NAME -> prints TPS
-    local log="$WORK/pgbench-$1-$2.log"
+run_pgbench() {  # run_pgbench SCRIPT CLIENTS ROUND -> prints TPS
+    local log="$WORK/pgbench-$1-$2-$3.log"
     reset_tables
-    as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -M prepared -c "$CLIENTS" -j "$CLIENTS" \
+    as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -M prepared -c "$2" -j "$(( $2 < 2 ? $2 : 2 ))" \
         -T "$DURATION" -f "$WORK/$1.pgbench" bench >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
     sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$log" | awk '{ printf "%.1f\n", $1 }'
 }
 
+declare -A ING_TPS INS_TPS PAIR
+R1=() V1=() ING_MED=() INS_MED=() PAIR_MED=() NOISY1=no
+if section 1; then
 echo
 echo "(1) one-record xtk_ingest vs prepared single-row INSERT into dem.sampletablestg"
-echo "    pgbench -M prepared -c $CLIENTS -j $CLIENTS -T $DURATION, $ROUNDS rounds interleaved"
-printf '    %-8s %16s %16s %12s\n' round "xtk_ingest TPS" "INSERT TPS" "round ratio"
-ING_TPS=() INS_TPS=() PAIR=()
+echo "    pgbench -M prepared -T $DURATION at $CLIENT_COUNTS clients, $ROUNDS rounds interleaved (the order of the two sides alternating)"
+printf '    %-6s %-8s %16s %16s %12s\n' round clients "xtk_ingest TPS" "INSERT TPS" "round ratio"
 for r in $(seq 1 "$ROUNDS"); do
-    a=$(run_pgbench ingest "$r")
-    b=$(run_pgbench insert "$r")
-    ING_TPS+=("$a") INS_TPS+=("$b") PAIR+=("$(ratio "$a" "$b")")
-    printf '    %-8s %16s %16s %12s\n' "$r" "$a" "$b" "${PAIR[-1]}"
+    for c in $CLIENT_COUNTS; do
+        if [ $((r % 2)) = 1 ]; then
+            a=$(run_pgbench ingest "$c" "$r"); b=$(run_pgbench insert "$c" "$r")
+        else
+            b=$(run_pgbench insert "$c" "$r"); a=$(run_pgbench ingest "$c" "$r")
+        fi
+        ING_TPS[$c]+="$a " INS_TPS[$c]+="$b " PAIR[$c]+="$(ratio "$a" "$b") "
+        printf '    %-6s %-8s %16s %16s %12s\n' "$r" "$c" "$a" "$b" "$(ratio "$a" "$b")"
+    done
 done
-ING_MED=$(printf '%s\n' "${ING_TPS[@]}" | median)
-INS_MED=$(printf '%s\n' "${INS_TPS[@]}" | median)
-PAIR_MED=$(printf '%s\n' "${PAIR[@]}" | median)
-R1=$(ratio "$ING_MED" "$INS_MED")
-V1=$(verdict "$R1" 0.7 0.9)
-printf '    %-8s %16s %16s %12s\n' median "$ING_MED" "$INS_MED" "$PAIR_MED"
-echo "    ratio xtk_ingest/INSERT = $R1 (of the medians; median of the round ratios $PAIR_MED)  (floor 0.70, goal 0.90): $V1"
-# Spread of each side across rounds: over 25% of the median means the
-# machine was busy with something else and the figures are not reliable.
-NOISY1=$(printf '%s\n' "${ING_TPS[@]}" "${INS_TPS[@]}" | awk -v a="$ING_MED" -v b="$INS_MED" -v n="$ROUNDS" '
-    { v[NR] = $1 } END {
-        for (side = 0; side < 2; side++) {
-            lo = hi = v[side * n + 1];
-            for (i = side * n + 1; i <= side * n + n; i++) { if (v[i] < lo) lo = v[i]; if (v[i] > hi) hi = v[i] }
-            m = side ? b : a;
-            if (m > 0 && (hi - lo) / m > 0.25) noisy = 1
-        }
-        print noisy ? "yes" : "no" }')
+i=0
+for c in $CLIENT_COUNTS; do
+    ING_MED[i]=$(printf '%s\n' ${ING_TPS[$c]} | median)
+    INS_MED[i]=$(printf '%s\n' ${INS_TPS[$c]} | median)
+    PAIR_MED[i]=$(printf '%s\n' ${PAIR[$c]} | median 2)
+    R1[i]=$(ratio "${ING_MED[i]}" "${INS_MED[i]}")
+    V1[i]=$(verdict "${R1[i]}" 0.8 0.95)
+    printf '    %-6s %-8s %16s %16s %12s\n' median "$c" "${ING_MED[i]}" "${INS_MED[i]}" "${PAIR_MED[i]}"
+    # Spread of a side across rounds over 25% of its median: the machine
+    # was busy with something else and the figures are not reliable.
+    for side in "${ING_TPS[$c]}:${ING_MED[i]}" "${INS_TPS[$c]}:${INS_MED[i]}"; do
+        if printf '%s\n' ${side%%:*} | awk -v m="${side##*:}" '{ if (NR == 1 || $1 < lo) lo = $1; if ($1 > hi) hi = $1 }
+                END { exit !(m > 0 && (hi - lo) / m > 0.25) }'; then NOISY1=yes; fi
+    done
+    i=$((i + 1))
+done
+i=0
+for c in $CLIENT_COUNTS; do
+    echo "    $c client(s): ratio xtk_ingest/INSERT = ${R1[i]} (of the medians; median of the round ratios ${PAIR_MED[i]})  (floor 0.80, goal 0.95): ${V1[i]}"
+    i=$((i + 1))
+done
 if [ "$NOISY1" = yes ]; then
     echo "    WARNING: TPS varied by more than 25% between rounds: the machine was busy; rerun for reliable figures"
+fi
 fi
 
 # ---------------------------------------------------------------- (2) collection vs COPY
 # The same NROWS rows, generated once: a collection document and COPY text
 # data (with the internal columns) from one loop.
+R2=- V2="not run" ING_BEST=- COPY_BEST=- ING_RPS=- COPY_RPS=-
+if section 2; then
 as_owner awk -v n="$NROWS" -v xml="$WORK/collection.xml" -v tsv="$WORK/copy.tsv" 'BEGIN {
     srand(42);
     printf "<sampleTableStg-collection xtkschema=\"dem:sampleTableStg\">\n" > xml;
@@ -229,12 +269,147 @@ fi
 echo "    ratio COPY_time/ingest_time = $R2  (floor 0.50, goal 0.80): $V2"
 ING_RPS=$(awk -v n="$NROWS" -v ms="$ING_BEST" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
 COPY_RPS=$(awk -v n="$NROWS" -v ms="$COPY_BEST" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+fi
+
+# ---------------------------------------------------------------- worker CPU
+CLK_TCK=$(getconf CLK_TCK)
+# Every second until $WORK/sampler.stop exists: "round time pid ticks" of
+# each replication worker (utime + stime: fields 14 and 15 of
+# /proc/<pid>/stat, counted after the command name, which may hold spaces).
+worker_sampler() {
+    local out=$1 round=0 pid stat
+    while [ ! -e "$WORK/sampler.stop" ]; do
+        round=$((round + 1))
+        for pid in $(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'"); do
+            stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+            stat=${stat##*) }
+            # shellcheck disable=SC2086
+            set -- $stat
+            echo "$round $(date +%s.%N) $pid $((${12} + ${13}))"
+        done >>"$out"
+        sleep 1
+    done
+}
+sampler_start() {  # sampler_start FILE: sample the workers in the background
+    rm -f "$WORK/sampler.stop" "$1"
+    worker_sampler "$1" &
+    SAMPLER_PID=$!
+}
+# The workers' CPU over the sampled window, in cores, and how many there
+# were: a worker seen in the first round counts the ticks since then, one
+# that started later all its ticks.
+sampler_stop() {  # sampler_stop FILE -> prints "CORES WORKERS"
+    touch "$WORK/sampler.stop"
+    wait "$SAMPLER_PID" || true
+    SAMPLER_PID=
+    awk -v hz="$CLK_TCK" '
+        NR == 1 { t0 = $2 }
+        { if (!($3 in first)) { first[$3] = ($1 == 1 ? $4 : 0); n++ }
+          last[$3] = $4; t1 = $2 }
+        END { if (t1 <= t0) { print "- " n + 0; exit }
+              for (p in last) ticks += last[p] - first[p];
+              printf "%.3f %d\n", ticks / hz / (t1 - t0), n }' "$1" 2>/dev/null || echo "- 0"
+}
+
+# A load of $CPU_CLIENTS clients for WARMUP + CPU_SECONDS s; the workers are
+# sampled after the warm-up, until the load ends.  Extra pgbench options
+# come after the script name.  Prints "CORES WORKERS TPS".
+cpu_under_load() {  # cpu_under_load NAME SCRIPT [PGBENCH OPTIONS...]
+    local name=$1 script=$2 pgb cores
+    shift 2
+    as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -M prepared -c "$CPU_CLIENTS" -j 2 \
+        -T "$((WARMUP + CPU_SECONDS))" "$@" -f "$WORK/$script.pgbench" bench >"$WORK/pgbench-$name.log" 2>&1 &
+    pgb=$!
+    sleep "$WARMUP"
+    sampler_start "$WORK/cpu-$name.samples"
+    wait "$pgb" || { cat "$WORK/pgbench-$name.log" >&2; exit 1; }
+    cores=$(sampler_stop "$WORK/cpu-$name.samples")
+    echo "$cores $(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$WORK/pgbench-$name.log" | awk '{ printf "%.1f", $1 }')"
+}
+
+cpu_verdict() { awk -v c="$1" -v g="$2" 'BEGIN { print (c == "-" ? "not measured" : (c <= g ? "goal met" : "ABOVE GOAL")) }'; }
+
+CPU3=- NW3=- TPS3=- V3="not run"
+if section 3; then
+    echo
+    echo "(3) replication workers' CPU, $CPU_CLIENTS clients ingesting as fast as they can into a schema that is not deployed"
+    echo "    pgbench -M prepared -c $CPU_CLIENTS -T $((WARMUP + CPU_SECONDS)) (the first $WARMUP s left out); workers sampled every second"
+    reset_tables
+    read -r CPU3 NW3 TPS3 <<<"$(cpu_under_load idle-worker ingest)"
+    V3=$(cpu_verdict "$CPU3" 0.02)
+    echo "    $TPS3 TPS; $NW3 worker(s) used $CPU3 core (goal <= 0.02): $V3"
+fi
+
+CPU4=- NW4=- TPS4=- V4="not run" LAG_P50=- LAG_P99=- LAG_MAX=- VL="not run" NLAG=- LAG_N=- LAG_BATCHES=-
+if section 4; then
+    echo
+    echo "(4) replication workers' CPU and replication lag at a steady $RATE one-record ingests a second, continuous mode"
+    echo "    pgbench -M prepared -c $CPU_CLIENTS --rate $RATE -T $((WARMUP + CPU_SECONDS)) (workers sampled after the first $WARMUP s)"
+    start_cluster cloud "$CPORT"
+    "${PSQL[@]}" >/dev/null <<EOF
+SET client_min_messages = warning;
+CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$WORK', port '$CPORT', dbname 'postgres');
+CREATE USER MAPPING FOR PUBLIC SERVER ffda;
+TRUNCATE dem.sampletablestg;
+SELECT campaign.deploy('dem:sampleTable');
+CREATE SEQUENCE bench_rate_id;
+EOF
+    cat >"$WORK/rate.pgbench" <<'EOF'
+SELECT length(campaign.xtk_ingest('<sampleTableStg id="r' || nextval('bench_rate_id') || '" testcol1="steady load" testcol2="second column with some text" score="1" xtkschema="dem:' || 'sampleTableStg"/>'));
+EOF
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$WORK/rate.pgbench"
+    sql "CHECKPOINT" >/dev/null; csql "CHECKPOINT" >/dev/null
+    hist_from=$(sql "SELECT coalesce(max(id), 0) FROM campaign.replication_history")
+    read -r CPU4 NW4 TPS4 <<<"$(cpu_under_load steady rate --rate "$RATE")"
+    V4=$(cpu_verdict "$CPU4" 0.2)
+    NLAG=$(sql "SELECT count(*) FROM dem.sampletablestg")
+    # Wait (at most 60 s) until the cloud has every record.
+    for _ in $(seq 1 600); do
+        [ "$(csql "SELECT count(*) FROM dem.sampletable")" = "$NLAG" ] && break
+        sleep 0.1
+    done
+    sql "CREATE TABLE bench_lag_cloud (id text, committed timestamptz)" >/dev/null
+    "${CPSQL[@]}" -c "COPY (SELECT id, pg_xact_commit_timestamp(xmin) FROM dem.sampletable) TO STDOUT" |
+        "${PSQL[@]}" -c "COPY bench_lag_cloud FROM STDIN"
+    read -r LAG_N LAG_P50 LAG_P99 LAG_MAX <<<"$(sql "
+        WITH l AS (SELECT extract(epoch FROM c.committed - pg_xact_commit_timestamp(s.xmin)) AS lag
+                     FROM dem.sampletablestg s JOIN bench_lag_cloud c USING (id))
+        SELECT count(*), round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY lag)),
+               round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY lag)), round(1000 * max(lag))
+          FROM l" | tr '|' ' ')"
+    LAG_BATCHES=$(sql "SELECT count(*) || ' batches, ' || round(avg(rows), 1) || ' rows per batch'
+                         FROM campaign.replication_history WHERE id > $hist_from AND outcome = 'success'")
+    VL=$(awk -v p="$LAG_P99" 'BEGIN { print (p == "" ? "not measured" : (p < 100 ? "goal met" : "ABOVE GOAL")) }')
+    RATE_LAG=$(sed -nE 's/^rate limit schedule lag: avg ([0-9.]+) \(max ([0-9.]+)\) ms/avg \1 ms, max \2 ms/p' "$WORK/pgbench-steady.log")
+    echo "    $NLAG records ingested at $TPS4 TPS (asked: $RATE; pgbench's schedule lag ${RATE_LAG:-?}), $LAG_N on the cloud; $LAG_BATCHES"
+    [ "$LAG_N" = "$NLAG" ] || echo "    WARNING: $NLAG records ingested, $LAG_N on the cloud after 60 s"
+    awk -v t="$TPS4" -v r="$RATE" 'BEGIN { exit !(t < 0.95 * r) }' &&
+        echo "    WARNING: the machine did not sustain the asked rate: the figures below are for $TPS4/s"
+    echo "    $NW4 worker(s) used $CPU4 core (goal <= 0.2): $V4"
+    echo "    lag (visible on the cloud - committed locally): p50 $LAG_P50 ms, p99 $LAG_P99 ms, max $LAG_MAX ms: $VL (goal p99 < 100)"
+fi
 
 # ---------------------------------------------------------------- summary
 echo
 echo "== summary"
-printf '   %-44s %12s %12s %7s  %s\n' "measure" "campaign" "baseline" "ratio" "verdict (floor/goal)"
-printf '   %-44s %12s %12s %7s  %s\n' "one-record xtk_ingest vs INSERT (TPS, median)" "$ING_MED" "$INS_MED" "$R1" "$V1 (0.7/0.9)"
-printf '   %-44s %12s %12s %7s  %s\n' "${NROWS}-row collection vs COPY (ms, best)" "$ING_BEST" "$COPY_BEST" "$R2" "$V2 (0.5/0.8)"
-printf '   %-44s %12s %12s\n' "   (rows/s)" "$ING_RPS" "$COPY_RPS"
-echo "   load average at start: $LOAD_START, at end: $(load_average)${NOISY1/#yes/; pgbench rounds were NOISY}"
+printf '   %-46s %12s %12s %7s  %s\n' "measure" "campaign" "baseline" "ratio" "verdict (floor/goal)"
+if section 1; then
+    i=0
+    for c in $CLIENT_COUNTS; do
+        printf '   %-46s %12s %12s %7s  %s\n' "one-record xtk_ingest vs INSERT, $c client(s)" "${ING_MED[i]}" "${INS_MED[i]}" "${R1[i]}" "${V1[i]} (0.8/0.95)"
+        i=$((i + 1))
+    done
+fi
+if section 2; then
+    printf '   %-46s %12s %12s %7s  %s\n' "${NROWS}-row collection vs COPY (ms, best)" "$ING_BEST" "$COPY_BEST" "$R2" "$V2 (0.5/0.8)"
+    printf '   %-46s %12s %12s\n' "   (rows/s)" "$ING_RPS" "$COPY_RPS"
+fi
+section 3 && printf '   %-46s %12s %12s %7s  %s\n' "workers' CPU, $CPU_CLIENTS clients, not deployed (core)" "$CPU3" "" "" "$V3 (-/0.02)"
+if section 4; then
+    printf '   %-46s %12s %12s %7s  %s\n' "workers' CPU at ${TPS4}/s replicated (core)" "$CPU4" "" "" "$V4 (-/0.2)"
+    printf '   %-46s %12s %12s %7s  %s\n' "lag at ${TPS4}/s, p99 (ms)" "$LAG_P99" "" "" "$VL (-/100)"
+    printf '   %-46s %12s\n' "   p50 / max (ms)" "$LAG_P50 / $LAG_MAX"
+fi
+NOISY_NOTE=
+[ "$NOISY1" = no ] || NOISY_NOTE="; pgbench rounds were NOISY"
+echo "   load average at start: $LOAD_START, at end: $(load_average)$NOISY_NOTE"
