@@ -418,3 +418,15 @@ GRANT SELECT ON staging_status TO campaign_admin;
 -- Issue 12 (HTTP endpoint): the SOAP router also answers
 -- xtk:persist#GetEntityIfMoreRecent, the schema look-up of Adobe's SDK.
 COMMENT ON FUNCTION soap(text, text, text) IS 'Campaign''s SOAP router: xtk:session Logon, Logoff, Ingest, IngestExt; xtk:persist GetEntityIfMoreRecent; nms:subscription Subscribe, Unsubscribe';
+
+-- Issue 12 (HTTP endpoint): each backend caches the SOAP sessions it has
+-- checked (soap.c).  A change to soap_sessions other than a Logon's INSERT
+-- (Logoff, an administrator's DELETE or UPDATE, TRUNCATE) makes every
+-- backend forget them when it commits.  Executable by no role.
+CREATE FUNCTION soap_sessions_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'soap_sessions_changed' LANGUAGE C;
+REVOKE ALL ON FUNCTION soap_sessions_changed() FROM PUBLIC;
+CREATE TRIGGER soap_sessions_changed AFTER UPDATE OR DELETE ON soap_sessions
+    FOR EACH ROW EXECUTE FUNCTION soap_sessions_changed();
+CREATE TRIGGER soap_sessions_truncated AFTER TRUNCATE ON soap_sessions
+    FOR EACH STATEMENT EXECUTE FUNCTION soap_sessions_changed();

@@ -372,6 +372,35 @@ SELECT soap(call('Logoff', :'bye_token', '')) AS response;
 SELECT fault(soap(call('Ingest', :'bye_token', '<urn:domDoc><sampleTableStg id="E3" xtkschema="dem:sampleTableStg"/></urn:domDoc>')));
 SELECT fault(soap(call('Logoff', :'bye_token', '')));
 
+-- Each backend caches the sessions it has checked: a session the
+-- administrator deletes or expires ends at once all the same, in this
+-- backend that used it just before, and in the same transaction too.
+SELECT logon('regress_soap_api', 'api secret') AS killed_token \gset
+SELECT logon('regress_soap_api', 'api secret') AS stale_token \gset
+SELECT masked(soap(call('Ingest', :'killed_token', '<urn:domDoc><sampleTableStg id="E4" xtkschema="dem:sampleTableStg"/></urn:domDoc>'))) ~ 'pstrSUuids' AS killed_live,
+       masked(soap(call('Ingest', :'stale_token', '<urn:domDoc><sampleTableStg id="E5" xtkschema="dem:sampleTableStg"/></urn:domDoc>'))) ~ 'pstrSUuids' AS stale_live;
+RESET ROLE;
+DELETE FROM campaign.soap_sessions WHERE token_hash = sha256(convert_to(:'killed_token', 'UTF8'));
+UPDATE campaign.soap_sessions SET expires_at = clock_timestamp()
+ WHERE token_hash = sha256(convert_to(:'stale_token', 'UTF8'));
+SET ROLE regress_soap_gateway;
+SELECT fault(soap(call('Ingest', :'killed_token', '<urn:domDoc><sampleTableStg id="E6" xtkschema="dem:sampleTableStg"/></urn:domDoc>')));
+SELECT fault(soap(call('Ingest', :'stale_token', '<urn:domDoc><sampleTableStg id="E7" xtkschema="dem:sampleTableStg"/></urn:domDoc>')));
+SELECT logon('regress_soap_api', 'api secret') AS txn_token \gset
+BEGIN;
+SELECT masked(soap(call('Ingest', :'txn_token', '<urn:domDoc><sampleTableStg id="E8" xtkschema="dem:sampleTableStg"/></urn:domDoc>'))) ~ 'pstrSUuids' AS txn_live;
+RESET ROLE;
+TRUNCATE campaign.soap_sessions;
+SET ROLE regress_soap_gateway;
+SELECT fault(soap(call('Ingest', :'txn_token', '<urn:domDoc><sampleTableStg id="E9" xtkschema="dem:sampleTableStg"/></urn:domDoc>')));
+ROLLBACK;
+-- the TRUNCATE rolled back: the session is live again
+SELECT masked(soap(call('Ingest', :'txn_token', '<urn:domDoc><sampleTableStg id="E10" xtkschema="dem:sampleTableStg"/></urn:domDoc>'))) ~ 'pstrSUuids' AS txn_live_again;
+SELECT soap(call('Logoff', :'txn_token', '')) ~ 'LogoffResponse' AS txn_logoff;
+RESET ROLE;
+SELECT id FROM dem.sampletablestg WHERE id ~ '^E([4-9]|10)$' ORDER BY id;
+SET ROLE regress_soap_gateway;
+
 --
 -- Subscriptions (urn:nms:subscription), through campaign.subscribe() and
 -- unsubscribe() with the rights of the token's role.

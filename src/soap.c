@@ -66,18 +66,26 @@
 #include "commands/dbcommands.h"
 #include "catalog/pg_type.h"
 #include "common/base64.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
 #include "executor/spi.h"
 #include "libpq/crypt.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgtime.h"
 #include "utils/acl.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(soap);
+PG_FUNCTION_INFO_V1(soap_sessions_changed);
 
 #define SOAP_ENV_NS		"http://schemas.xmlsoap.org/soap/envelope/"
 #define SOAP12_ENV_NS	"http://www.w3.org/2003/05/soap-envelope"
@@ -132,11 +140,10 @@ typedef struct SoapSql
 static const SoapSql statements[SOAP_NUM_STATEMENTS] = {
 	/* The role must still be able to log in: checked in lookup_session(). */
 	[STMT_SESSION] = {
-		"SELECT s.role, s.expires_at > pg_catalog.clock_timestamp(),"
-		"       s.security_hash = " TOKEN_HASH(2)
+		"SELECT s.role, s.expires_at, s.security_hash"
 		"  FROM campaign.soap_sessions s"
-		" WHERE s.token_hash = " TOKEN_HASH(1),
-		2, {TEXTOID, TEXTOID}
+		" WHERE s.token_hash = $1",
+		1, {BYTEAOID}
 	},
 	[STMT_LOGON] = {
 		"WITH expired AS (DELETE FROM campaign.soap_sessions"
@@ -579,6 +586,126 @@ role_can_login(Oid roleid)
 }
 
 /*
+ * The session cache: the sessions this backend has found live, by the
+ * SHA-256 of their token, so that a call on a known session reads no table.
+ * Any change to campaign.soap_sessions other than a Logon's INSERT (Logoff,
+ * an administrator's DELETE or UPDATE, TRUNCATE) fires
+ * soap_sessions_changed(), which sends a relcache invalidation of the table
+ * at commit; every backend's callback then empties its cache, at the start
+ * of its next transaction at the latest (or at the next command of the
+ * same transaction, for the backend that made the change).  Expiry needs
+ * no invalidation: the entry keeps the session's expires_at and is checked
+ * against the clock on every use, as the table's row would be.  Whether
+ * the role may still log in is asked of the syscache on every use.
+ */
+typedef struct SessionEntry
+{
+	uint8		token_hash[PG_SHA256_DIGEST_LENGTH];	/* hash key */
+	Oid			role;
+	TimestampTz expires_at;
+	uint8		security_hash[PG_SHA256_DIGEST_LENGTH];
+} SessionEntry;
+
+/* Most sessions cached; when full, the cache starts again empty. */
+#define SESSION_CACHE_SIZE 1024
+
+static HTAB *session_cache = NULL;
+static Oid	session_table = InvalidOid; /* campaign.soap_sessions */
+static uint64 session_invalidations = 0;	/* callbacks that emptied it */
+
+/* Relcache callback: a change to campaign.soap_sessions (or to all). */
+static void
+session_cache_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == session_table)
+		session_invalidations++;
+}
+
+/* The cache, empty again if an invalidation came since it was last used. */
+static HTAB *
+session_cache_get(void)
+{
+	static uint64 seen = 0;
+
+	if (session_cache == NULL)
+		CacheRegisterRelcacheCallback(session_cache_invalidate, (Datum) 0);
+	if (session_cache != NULL &&
+		(seen != session_invalidations ||
+		 hash_get_num_entries(session_cache) >= SESSION_CACHE_SIZE))
+	{
+		hash_destroy(session_cache);
+		session_cache = NULL;
+	}
+	if (session_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = PG_SHA256_DIGEST_LENGTH;
+		ctl.entrysize = sizeof(SessionEntry);
+		ctl.hcxt = CacheMemoryContext;
+		session_cache = hash_create("campaign SOAP sessions", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		session_table = get_relname_relid("soap_sessions",
+										  get_namespace_oid("campaign", false));
+		seen = session_invalidations;
+	}
+	return session_cache;
+}
+
+/* SHA-256 of a token's UTF-8 bytes, as TOKEN_HASH() computes it in SQL. */
+static void
+token_hash(const char *token, uint8 *hash)
+{
+	char	   *utf8 = pg_server_to_any(token, strlen(token), PG_UTF8);
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) utf8, strlen(utf8)) < 0 ||
+		pg_cryptohash_final(ctx, hash, PG_SHA256_DIGEST_LENGTH) < 0)
+		elog(ERROR, "could not compute a SHA-256 hash: %s",
+			 pg_cryptohash_error(ctx));
+	pg_cryptohash_free(ctx);
+}
+
+/*
+ * The session of a token hash from campaign.soap_sessions, into *session;
+ * false when there is none.  The session is cached unless an invalidation
+ * came during the read (it may have been read before a change the
+ * invalidation announced) or the transaction reads an older snapshot.
+ */
+static bool
+read_session(SoapCall *call, const uint8 *hash, SessionEntry *session)
+{
+	uint64		invalidations = session_invalidations;
+	bytea	   *key = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	Datum		value = PointerGetDatum(key);
+	HeapTuple	row;
+	TupleDesc	desc;
+	bytea	   *security;
+	bool		isnull;
+
+	SET_VARSIZE(key, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
+	memcpy(VARDATA(key), hash, PG_SHA256_DIGEST_LENGTH);
+	run(call, STMT_SESSION, &value, NULL, false);
+	if (SPI_processed == 0)
+		return false;
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	memcpy(session->token_hash, hash, PG_SHA256_DIGEST_LENGTH);
+	session->role = DatumGetObjectId(SPI_getbinval(row, desc, 1, &isnull));
+	session->expires_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
+	security = DatumGetByteaPP(SPI_getbinval(row, desc, 3, &isnull));
+	if (VARSIZE_ANY_EXHDR(security) != PG_SHA256_DIGEST_LENGTH)
+		elog(ERROR, "campaign.soap_sessions holds a security hash of %d bytes",
+			 (int) VARSIZE_ANY_EXHDR(security));
+	memcpy(session->security_hash, VARDATA_ANY(security), PG_SHA256_DIGEST_LENGTH);
+
+	if (invalidations == session_invalidations && !IsolationUsesXactSnapshot())
+		*(SessionEntry *) hash_search(session_cache_get(), hash, HASH_ENTER, NULL) = *session;
+	return true;
+}
+
+/*
  * Look up a session token: sets call->role, or fails as an invalid session
  * (unknown, expired, its role no longer able to log in, or a security token
  * given that does not match).
@@ -586,31 +713,47 @@ role_can_login(Oid roleid)
 static void
 lookup_session(SoapCall *call, const char *token)
 {
-	Datum		values[2];
-	char		nulls[2] = {' ', ' '};
-	bool		isnull;
-	bool		live;
-	Datum		security_ok;
-	bool		security_null;
+	uint8		hash[PG_SHA256_DIGEST_LENGTH];
+	SessionEntry session;
+	SessionEntry *cached;
 
-	values[0] = CStringGetTextDatum(token);
-	values[1] = call->security_token ? CStringGetTextDatum(call->security_token) : (Datum) 0;
-	nulls[1] = call->security_token ? ' ' : 'n';
-	run(call, STMT_SESSION, values, nulls, false);
-	if (SPI_processed == 0)
+	token_hash(token, hash);
+	cached = hash_search(session_cache_get(), hash, HASH_FIND, NULL);
+	if (cached != NULL)
+		session = *cached;
+	else if (!read_session(call, hash, &session))
 		session_error("unknown session token");
-	call->role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
-												SPI_tuptable->tupdesc, 1, &isnull));
+	call->role = session.role;
 	if (!role_can_login(call->role))
 		session_error("unknown session token");
-	live = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-									  SPI_tuptable->tupdesc, 2, &isnull));
-	security_ok = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3,
-								&security_null);
-	if (!live)
+	if (session.expires_at <= GetCurrentTimestamp())
 		session_error("session token has expired");
-	if (!security_null && !DatumGetBool(security_ok))
-		session_error("security token does not match the session");
+	if (call->security_token != NULL)
+	{
+		uint8		security[PG_SHA256_DIGEST_LENGTH];
+
+		token_hash(call->security_token, security);
+		if (memcmp(security, session.security_hash, PG_SHA256_DIGEST_LENGTH) != 0)
+			session_error("security token does not match the session");
+	}
+}
+
+/*
+ * soap_sessions_changed() trigger, AFTER UPDATE OR DELETE (FOR EACH ROW)
+ * and AFTER TRUNCATE on campaign.soap_sessions: every backend's session
+ * cache is emptied when the change commits.
+ */
+Datum
+soap_sessions_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("soap_sessions_changed() is a trigger function")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	return PointerGetDatum(NULL);
 }
 
 /* Check the session the call names; sets call->role. */

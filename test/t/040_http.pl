@@ -294,6 +294,27 @@ sub soap_scenario
 	$r = soap(envelope('urn:xtk:session', 'Ingest', $token,
 			ingest_params(qq{<sampleTableStg id="${tag}6" xtkschema="dem:sampleTableStg"/>})));
 	like($r->{content}, qr/XSV-350008/, "$tag: the token is dead after Logoff");
+
+	# The workers cache the sessions they have checked: a session the
+	# administrator deletes or expires (from another backend) ends at once,
+	# on the connection (so the worker) that used it just before.
+	my ($killed) = logon('api', 'api secret');
+	my ($stale) = logon('api', 'api secret');
+	for my $t ($killed, $stale)
+	{
+		$r = soap(envelope('urn:xtk:session', 'Ingest', $t,
+				ingest_params(qq{<sampleTableStg id="K${tag}1" xtkschema="dem:sampleTableStg"/>})));
+		like($r->{content}, qr{<pstrSUuids xsi:type="xsd:string">[0-9a-f-]{36}<}, "$tag: a second session ingests");
+	}
+	lq("DELETE FROM campaign.soap_sessions WHERE token_hash = sha256(convert_to('$killed', 'UTF8'))");
+	lq("UPDATE campaign.soap_sessions SET expires_at = clock_timestamp() WHERE token_hash = sha256(convert_to('$stale', 'UTF8'))");
+	$r = soap(envelope('urn:xtk:session', 'Ingest', $killed,
+			ingest_params(qq{<sampleTableStg id="K${tag}2" xtkschema="dem:sampleTableStg"/>})));
+	like($r->{content}, qr/unknown session token.*XSV-350008/s, "$tag: a session deleted by SQL is dead at once");
+	$r = soap(envelope('urn:xtk:session', 'Ingest', $stale,
+			ingest_params(qq{<sampleTableStg id="K${tag}2" xtkschema="dem:sampleTableStg"/>})));
+	like($r->{content}, qr/session token has expired.*XSV-350008/s, "$tag: a session expired by SQL is dead at once");
+	is(staged("K${tag}%"), '2', "$tag: nothing staged for the dead sessions");
 	return;
 }
 
