@@ -36,6 +36,10 @@
  * does not send by itself.  Failed Logons take tokens of the rate-limited
  * API "logon_failure" (throttle.c); while it has none, Logon is refused
  * before any password is checked.
+ * Each backend caches the sessions it has found live (see "The session
+ * cache" below): a change to the table other than a Logon's INSERT empties
+ * every backend's cache at commit, through a trigger and a relcache
+ * invalidation.
  *
  * Rights: soap() runs as the extension's owner (SECURITY DEFINER), which
  * reads and writes the session table; the method itself (xtk_ingest(),
