@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# install-deps.sh [fuzz] [valgrind] [package] — install the Debian 12 packages
+# install-deps.sh [fuzz] [valgrind] [package] [bench] — install the Debian 12 packages
 # needed to build and test the campaign extension (`make deps`), libmicrohttpd
 # (with GnuTLS) for the HTTP endpoint and openssl, curl and node/npm for its
 # tests included; `fuzz` adds clang's libFuzzer, AddressSanitizer and
 # symbolizer (make fuzz, make test), `valgrind` adds valgrind (make
 # valgrind-check), `package` the Debian packaging tools and the PGXN
-# META.json validator (make deb, make test: test/t/060_package.pl).
+# META.json validator (make deb, make test: test/t/060_package.pl), `bench`
+# wrk (the HTTP client of bench/http.sh).
 # Idempotent: a quick no-op
 # when all are present; otherwise one `apt-get update` and one `apt-get
 # install`. Runs as
@@ -22,7 +23,8 @@ for extra in "$@"; do
         valgrind) PKGS+=(valgrind) ;;
         package) PKGS+=(debhelper postgresql-server-dev-all devscripts fakeroot dpkg-dev
                         binutils python3-jsonschema) ;;
-        *) echo "install-deps: unknown group $extra (fuzz, valgrind, package)" >&2; exit 1 ;;
+        bench) PKGS+=(wrk) ;;
+        *) echo "install-deps: unknown group $extra (fuzz, valgrind, package, bench)" >&2; exit 1 ;;
     esac
 done
 # postgresql-contrib-15 is a virtual package in Debian 12 (provided by
