@@ -223,6 +223,7 @@ campaign_throttle(CampaignApi api)
 }
 
 /* xmldoc.c */
+extern bool campaign_parse_flawless;
 extern xmlDocPtr campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data,
 									int len, const char *what);
 extern void campaign_with_document(text *source, const char *what,
@@ -265,6 +266,7 @@ extern char *campaign_datetime_out(TimestampTz ts);
 
 /* ingest.c */
 extern text *ingest_document(text *doc_text, bool ext);
+extern text *ingest_element(xmlNodePtr root, bool ext);
 
 /* soap.c: the SOAP router, for campaign.soap() and the HTTP workers */
 typedef struct SoapOutcome

@@ -194,6 +194,16 @@ root_attribute(xmlNodePtr root, const char *name)
 	return (attr && attr->ns == NULL) ? campaign_xml_attr(attr) : NULL;
 }
 
+/* Text in a collection, between its records. */
+static void
+collection_text_error(xmlNodePtr root)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_XML_CONTENT),
+			 errmsg("collection <%s> must contain only records",
+					(const char *) root->name)));
+}
+
 /* What staging one document needs, record after record. */
 typedef struct IngestState
 {
@@ -261,15 +271,13 @@ stage_record(IngestState *st, xmlNodePtr rec)
 }
 
 /*
- * Stage the records of the document the reader is on (positioned on its
- * root element).  Records are expanded one at a time and the reader frees
- * each once past it.  Returns the UUIDs generated for records without a
- * reconciliation key, comma-separated, in document order.
+ * Start staging the document of root element root (only the element
+ * itself is read, not its children): its staging schema, the caller's
+ * rights, the staging table opened for writing.
  */
-static text *
-ingest_stream(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader, bool ext)
+static IngestState *
+ingest_begin(xmlNodePtr root, bool ext)
 {
-	xmlNodePtr	root = xmlTextReaderCurrentNode(reader);
 	const char *rootname = (const char *) root->name;
 	size_t		rootlen = strlen(rootname);
 	size_t		suffixlen = strlen(COLLECTION_SUFFIX);
@@ -322,8 +330,33 @@ ingest_stream(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader, bool ext)
 	initStringInfo(&st->uuids);
 	writer_open(&st->writer, st->schema, collection);
 	record_builder_enter(&st->builder);
+	return st;
+}
 
-	if (!collection)
+/*
+ * Write the rows still held (the records' error context left); returns
+ * the UUIDs generated for records without a reconciliation key,
+ * comma-separated, in document order.
+ */
+static text *
+ingest_end(IngestState *st)
+{
+	writer_close(&st->writer);
+	return cstring_to_text_with_len(st->uuids.data, st->uuids.len);
+}
+
+/*
+ * Stage the records of the document the reader is on (positioned on its
+ * root element).  Records are expanded one at a time and the reader frees
+ * each once past it.
+ */
+static text *
+ingest_stream(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader, bool ext)
+{
+	xmlNodePtr	root = xmlTextReaderCurrentNode(reader);
+	IngestState *st = ingest_begin(root, ext);
+
+	if (!st->builder.collection)
 	{
 		stage_record(st, campaign_reader_expand(xcxt, reader, INGEST_WHAT));
 		campaign_reader_skip(xcxt, reader, INGEST_WHAT);
@@ -343,10 +376,7 @@ ingest_stream(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader, bool ext)
 				continue;
 			}
 			if (type == XML_READER_TYPE_TEXT || type == XML_READER_TYPE_CDATA)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_XML_CONTENT),
-						 errmsg("collection <%s> must contain only records",
-								rootname)));
+				collection_text_error(root);
 			more = campaign_reader_read(xcxt, reader, INGEST_WHAT);
 		}
 	}
@@ -355,9 +385,7 @@ ingest_stream(PgXmlErrorContext *xcxt, xmlTextReaderPtr reader, bool ext)
 	/* The rest of the document must be well-formed too. */
 	while (campaign_reader_read(xcxt, reader, INGEST_WHAT))
 		;
-	writer_close(&st->writer);
-
-	return cstring_to_text_with_len(st->uuids.data, st->uuids.len);
+	return ingest_end(st);
 }
 
 /*
@@ -398,6 +426,41 @@ ingest_document(text *doc_text, bool ext)
 	PG_END_TRY();
 	xmlFreeTextReader(reader);
 	pg_xml_done(xcxt, false);
+	campaign_note_staged();
+	return result;
+}
+
+/*
+ * Stage the document of root element root, already parsed (the domDoc of a
+ * SOAP call whose envelope libxml2 found flawless, soap.c): what
+ * ingest_document() does with the same document as text, without parsing
+ * it again.  The caller takes the rate-limit token and frees the tree.
+ */
+text *
+ingest_element(xmlNodePtr root, bool ext)
+{
+	IngestState *st;
+	xmlNodePtr	node;
+	text	   *result;
+
+	campaign_require_preload();
+	PreventCommandIfReadOnly("xtk_ingest()");
+	PreventCommandDuringRecovery("xtk_ingest()");
+
+	st = ingest_begin(root, ext);
+	if (!st->builder.collection)
+		stage_record(st, root);
+	else
+		for (node = root->children; node != NULL; node = node->next)
+		{
+			if (node->type == XML_ELEMENT_NODE)
+				stage_record(st, node);
+			else if (node->type == XML_CDATA_SECTION_NODE ||
+					 (node->type == XML_TEXT_NODE && !xmlIsBlankNode(node)))
+				collection_text_error(root);
+		}
+	record_builder_leave(&st->builder);
+	result = ingest_end(st);
 	campaign_note_staged();
 	return result;
 }

@@ -42,12 +42,15 @@
  * invalidation.
  *
  * Rights: soap() runs as the extension's owner (SECURITY DEFINER), which
- * reads and writes the session table; the method itself (xtk_ingest(),
- * subscribe(), ...) is called through SPI, by name, with the session's role
- * as the current user, so it needs exactly the rights that role has
- * (campaign_ingest for Ingest).  The API functions are the same ones SQL
- * callers use, rate limits included; soap() itself is rate-limited as the
- * API "soap".
+ * reads and writes the session table; the method itself (subscribe(), ...)
+ * is called through SPI, by name, with the session's role as the current
+ * user, so it needs exactly the rights that role has.  Ingest and IngestExt
+ * call what xtk_ingest() and xtk_ingest_ext() call, ingest.c's, as the
+ * role, after the check the executor would make (EXECUTE on the function,
+ * which campaign_ingest has) and with the same rate-limit token, so that
+ * the record already parsed with the envelope is not parsed again.  The
+ * API functions are the same ones SQL callers use, rate limits included;
+ * soap() itself is rate-limited as the API "soap".
  *
  * Errors never escape as SQL errors: the call runs in a subtransaction, and
  * any error (a bad envelope, a bad login, an expired session, an ingest
@@ -80,6 +83,8 @@
 #include "utils/acl.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -124,8 +129,6 @@ typedef enum SoapStatement
 	STMT_SESSION,
 	STMT_LOGON,
 	STMT_LOGOFF,
-	STMT_INGEST,
-	STMT_INGEST_EXT,
 	STMT_SUBSCRIBE,
 	STMT_UNSUBSCRIBE,
 	STMT_SCHEMA_DOCUMENT,
@@ -161,8 +164,6 @@ static const SoapSql statements[SOAP_NUM_STATEMENTS] = {
 		"DELETE FROM campaign.soap_sessions WHERE token_hash = " TOKEN_HASH(1),
 		1, {TEXTOID}
 	},
-	[STMT_INGEST] = {"SELECT campaign.xtk_ingest($1::text)", 1, {TEXTOID}},
-	[STMT_INGEST_EXT] = {"SELECT campaign.xtk_ingest_ext($1::text)", 1, {TEXTOID}},
 	[STMT_SUBSCRIBE] = {"SELECT campaign.subscribe($1, $2, $3)", 3,
 	{TEXTOID, TEXTOID, BOOLOID}},
 	[STMT_UNSUBSCRIBE] = {"SELECT campaign.unsubscribe($1, $2)", 2,
@@ -224,6 +225,7 @@ typedef struct SoapCall
 	char	   *header_security;	/* its X-Security-Token entry, or NULL */
 	char	   *session_token;	/* the token of the session, once checked */
 	Oid			role;			/* the session's role */
+	bool		envelope_flawless;	/* libxml2 reported nothing on it */
 	const char *faultcode;		/* set by errors that need their own */
 	StringInfoData out;			/* the response's return values */
 } SoapCall;
@@ -474,22 +476,13 @@ text_param(SoapCall *call, int i)
 	return value;
 }
 
-/*
- * Parameter i as an XML document: the one element it holds, serialized in
- * the server encoding.  The element is copied into a document of its own
- * first, so that namespaces declared higher up in the envelope are declared
- * on it.
- */
-static char *
-document_param(SoapCall *call, int i)
+/* Parameter i as an XML document: the one element it holds. */
+static xmlNodePtr
+document_element(SoapCall *call, int i)
 {
 	xmlNodePtr	param = call->params[i];
 	xmlNodePtr	elem = next_element(param->children);
 	xmlNodePtr	node;
-	xmlDocPtr	doc;
-	xmlBufferPtr buf;
-	char	   *utf8;
-	char	   *result;
 
 	for (node = param->children; node; node = node->next)
 		if ((node->type == XML_ELEMENT_NODE && node != elem) ||
@@ -501,6 +494,23 @@ document_param(SoapCall *call, int i)
 				 errmsg("parameter %d <%s> of method \"%s\" must hold one element",
 						i + 1, campaign_shorten((const char *) param->name),
 						call->method->name)));
+	return elem;
+}
+
+/*
+ * Parameter i as an XML document serialized in the server encoding.  The
+ * element is copied into a document of its own first, so that namespaces
+ * declared higher up in the envelope are declared on it.
+ */
+static char *
+document_param(SoapCall *call, int i)
+{
+	xmlNodePtr	elem = document_element(call, i);
+	xmlNodePtr	node;
+	xmlDocPtr	doc;
+	xmlBufferPtr buf;
+	char	   *utf8;
+	char	   *result;
 
 	doc = xmlNewDoc((const xmlChar *) "1.0");
 	node = xmlDocCopyNode(elem, doc, 1);
@@ -983,22 +993,59 @@ soap_logoff(SoapCall *call)
 	run(call, STMT_LOGOFF, &value, NULL, false);
 }
 
+/*
+ * Stage the document of parameter i as campaign.xtk_ingest(text) (ext:
+ * xtk_ingest_ext(text)) would if the session's role called it: the role
+ * needs EXECUTE on that function, the call takes a token of that
+ * function's API, and runs as the role.  When libxml2 reported nothing on
+ * the envelope, the element parsed with it is staged as it is; else (a
+ * namespace flaw, which the envelope's parse ignores and ingest's does
+ * not) it is serialized and parsed again as ingest parses its argument.
+ * If staging fails, the subtransaction of the call is aborted, which also
+ * restores the user.
+ */
+static text *
+ingest_param(SoapCall *call, int i, bool ext)
+{
+	const char *function = ext ? "xtk_ingest_ext" : "xtk_ingest";
+	xmlNodePtr	elem = document_element(call, i);
+	Oid			argtypes[1] = {TEXTOID};
+	Oid			funcid;
+	AclResult	aclresult;
+	Oid			save_userid;
+	int			save_sec_context;
+	text	   *result;
+
+	funcid = LookupFuncName(list_make2(makeString("campaign"), makeString((char *) function)),
+							1, argtypes, false);
+	aclresult = pg_proc_aclcheck(funcid, call->role, ACL_EXECUTE);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FUNCTION, function);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(call->role,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	campaign_throttle(ext ? CAMPAIGN_API_XTK_INGEST_EXT : CAMPAIGN_API_XTK_INGEST);
+	if (call->envelope_flawless)
+		result = ingest_element(elem, ext);
+	else
+		result = ingest_document(cstring_to_text(document_param(call, i)), ext);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return result;
+}
+
 /* xtk:session#Ingest(sessiontoken, domDoc) */
 static void
 soap_ingest(SoapCall *call)
 {
-	Datum		doc = CStringGetTextDatum(document_param(call, 1));
-
-	out_string(call, "pstrSUuids", run(call, STMT_INGEST, &doc, NULL, true));
+	out_string(call, "pstrSUuids", text_to_cstring(ingest_param(call, 1, false)));
 }
 
 /* xtk:session#IngestExt(sessiontoken, domDoc) */
 static void
 soap_ingest_ext(SoapCall *call)
 {
-	Datum		doc = CStringGetTextDatum(document_param(call, 1));
-
-	run(call, STMT_INGEST_EXT, &doc, NULL, true);
+	ingest_param(call, 1, true);
 }
 
 /*
@@ -1256,6 +1303,7 @@ run_call(xmlDocPtr doc, void *arg)
 {
 	SoapCall   *call = (SoapCall *) arg;
 
+	call->envelope_flawless = campaign_parse_flawless;
 	find_method(call, xmlDocGetRootElement(doc));
 	if (call->method->needs_session)
 		check_session(call);

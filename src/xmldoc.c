@@ -90,9 +90,29 @@ refuse_doctype(void *ctx, const xmlChar *name, const xmlChar *ExternalID,
 }
 
 /*
+ * Did libxml2 report nothing at all while campaign_parse_xml() last
+ * parsed, not even what the strictness of the caller's pg_xml_init()
+ * ignores (a namespace flaw)?  The document would then parse as it is with
+ * any strictness: the SOAP router stages the record of such an envelope
+ * without parsing it again (soap.c).
+ */
+bool		campaign_parse_flawless = false;
+
+/* PostgreSQL's handler, which note_report() passes every report on to. */
+static xmlStructuredErrorFunc pg_error_handler;
+
+static void
+note_report(void *ctx, xmlErrorPtr error)
+{
+	campaign_parse_flawless = false;
+	pg_error_handler(ctx, error);
+}
+
+/*
  * Parse a whole document.  "what" names it in error messages ("record
  * document", "source schema").  The caller owns the returned document and
  * must free it with xmlFreeDoc, also on error (PG_TRY around its use).
+ * Sets campaign_parse_flawless.
  */
 xmlDocPtr
 campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data, int len,
@@ -112,7 +132,12 @@ campaign_parse_xml(PgXmlErrorContext *xcxt, const char *data, int len,
 	ctxt->sax->internalSubset = refuse_doctype;
 	ctxt->_private = NULL;
 
+	/* PostgreSQL's handler reports no error by longjmp */
+	pg_error_handler = xmlStructuredError;
+	campaign_parse_flawless = true;
+	xmlSetStructuredErrorFunc(xmlStructuredErrorContext, note_report);
 	doc = xmlCtxtReadMemory(ctxt, utf8, len, NULL, "UTF-8", PARSE_OPTIONS);
+	xmlSetStructuredErrorFunc(xmlStructuredErrorContext, pg_error_handler);
 	doctype = (ctxt->_private != NULL);
 	xmlFreeParserCtxt(ctxt);
 
