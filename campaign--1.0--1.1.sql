@@ -430,3 +430,15 @@ CREATE TRIGGER soap_sessions_changed AFTER UPDATE OR DELETE ON soap_sessions
     FOR EACH ROW EXECUTE FUNCTION soap_sessions_changed();
 CREATE TRIGGER soap_sessions_truncated AFTER TRUNCATE ON soap_sessions
     FOR EACH STATEMENT EXECUTE FUNCTION soap_sessions_changed();
+
+-- Issue 10 (replication speed): deploy(schema, fillfactor) also sets the
+-- cloud table's fillfactor, so that the replication's updates of attributes
+-- no index covers can stay HOT.  The same C function as deploy(schema); a
+-- NULL fillfactor leaves the table's as it is (so not STRICT).
+CREATE FUNCTION deploy(schema text, fillfactor integer) RETURNS text
+AS 'MODULE_PATHNAME', 'deploy'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION deploy(text, integer) IS 'Create or evolve the cloud table and the local foreign table over it, and set the cloud table''s fillfactor';
+REVOKE ALL ON FUNCTION deploy(text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION deploy(text, integer) TO campaign_admin;

@@ -13,6 +13,13 @@
  * Evolution only adds (columns, indexes): the cloud table holds the
  * customer data and is never narrowed by a deploy.
  *
+ * campaign.deploy(schema, fillfactor) also sets the cloud table's
+ * fillfactor (ALTER TABLE ... SET, which a new table gets the same way):
+ * pages left partly empty let the replication's updates of attributes that
+ * no index covers stay HOT (a new row version in the same page, no index
+ * entry).  Without it (or with NULL) a deploy leaves the table's storage
+ * options alone.
+ *
  * It also creates the cloud-side watermark table of the replication
  * (campaign_replication.watermark, one row per local database and schema)
  * and, locally, a postgres_fdw foreign table over the cloud table, declared
@@ -171,13 +178,17 @@ cloud_ddl(Datum *args, char **sql_schema, char **sql_table, char **foreign_colum
 
 /*
  * campaign.deploy(schema text) returns text
- *		Create or evolve the cloud table and the local foreign table over it.
+ * campaign.deploy(schema text, fillfactor integer) returns text
+ *		Create or evolve the cloud table and the local foreign table over it;
+ *		the second form also sets the cloud table's fillfactor.
  */
 Datum
 deploy(PG_FUNCTION_ARGS)
 {
-	char	   *schema = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *colon = strchr(schema, ':');
+	char	   *schema;
+	char	   *colon;
+	bool		set_fillfactor = PG_NARGS() > 1 && !PG_ARGISNULL(1);
+	int			fillfactor = set_fillfactor ? PG_GETARG_INT32(1) : 0;
 	Datum		args[2];
 	char	   *sql_schema;
 	char	   *sql_table;
@@ -188,6 +199,11 @@ deploy(PG_FUNCTION_ARGS)
 	const char *params[2];
 	size_t		len;
 
+	/* Strict in the schema; a NULL fillfactor leaves the table's as it is. */
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	schema = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	colon = strchr(schema, ':');
 	if (colon == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -196,11 +212,23 @@ deploy(PG_FUNCTION_ARGS)
 	len = strlen(colon + 1);
 	if (len > 3 && strcmp(colon + 1 + len - 3, "Stg") == 0)
 		colon[1 + len - 3] = '\0';
+	/* The bounds of PostgreSQL's heap fillfactor. */
+	if (set_fillfactor && (fillfactor < 10 || fillfactor > 100))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("fillfactor %d is out of range for the cloud table of \"%s\"",
+						fillfactor, campaign_shorten(schema)),
+				 errhint("A table's fillfactor is between 10 and 100 (percent of each page filled by inserts).")));
 	args[0] = PointerGetDatum(cstring_to_text_with_len(schema, colon - schema));
 	args[1] = CStringGetTextDatum(colon + 1);
 
 	SPI_connect();
 	stmts = cloud_ddl(args, &sql_schema, &sql_table, &foreign_columns);
+	if (set_fillfactor)
+		stmts = list_insert_nth(stmts, 2,
+								psprintf("ALTER TABLE %s.%s SET (fillfactor = %d)",
+										 quote_identifier(sql_schema),
+										 quote_identifier(sql_table), fillfactor));
 
 	PG_TRY();
 	{

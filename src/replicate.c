@@ -49,7 +49,9 @@
  * nulls what it did not carry, and a delete followed by an upsert
  * re-creates the row.  The net rows go to the cloud by one COPY into a
  * temporary table (emptied at commit, no TRUNCATE), then one DELETE and
- * one UPDATE ... RETURNING feeding an INSERT apply the whole segment.
+ * one UPDATE ... RETURNING feeding an INSERT apply the whole segment.  A
+ * key whose update and insert would take the same values (a plain upsert)
+ * travels as one line, candidate for both.
  * Rows of one key never meet twice in a statement, so the statements are
  * order-free; segments apply in staging order.
  *
@@ -832,7 +834,8 @@ column_value(Batch *b, int i, bool for_update, bool all_carry)
 /*
  * The statement applying rows of the temporary table selected by "where":
  * kind 'D' deletes, 'U' updates, 'I' inserts where the updates (if any)
- * matched nothing.  upd_cols/ins_cols say which attributes appear
+ * matched nothing; lines of kind 'B' (an upsert whose update and insert take
+ * the same values, sent once) are both update and insert candidates.  upd_cols/ins_cols say which attributes appear
  * (NULL: all), all_* whether every row carries them.
  */
 static char *
@@ -877,7 +880,7 @@ apply_statement(Batch *b, KeyDef *k, char kind, const char *where,
 			appendStringInfo(&sets, "%s = t.%s",
 							 quote_identifier(b->schema->atts[b->sent[k->atts[0]]].sqlname),
 							 quote_identifier(b->schema->atts[b->sent[k->atts[0]]].sqlname));
-		appendStringInfo(&sql, "%sUPDATE %s t SET %s FROM %s b WHERE %s AND b._kind = 'U'%s",
+		appendStringInfo(&sql, "%sUPDATE %s t SET %s FROM %s b WHERE %s AND b._kind IN ('U', 'B')%s",
 						 kind == 'I' ? "WITH u AS (" : "", b->target, sets.data, b->temp,
 						 where, key_match(b, k));
 		if (kind == 'U')
@@ -885,7 +888,7 @@ apply_statement(Batch *b, KeyDef *k, char kind, const char *where,
 		appendStringInfoString(&sql, " RETURNING b._n) ");
 	}
 	appendStringInfo(&sql, "INSERT INTO %s (_uuid%s) SELECT b._uuid%s FROM %s b"
-					 " WHERE %s AND b._kind = 'I'%s ORDER BY b._n",
+					 " WHERE %s AND b._kind IN ('I', 'B')%s ORDER BY b._n",
 					 b->target, cols.data, vals.data, b->temp, where,
 					 with_update ? " AND b._n NOT IN (SELECT _n FROM u)" : "");
 	return sql.data;
@@ -1071,6 +1074,7 @@ apply_keyed(PGconn *conn, Batch *b, int first, int end)
 		NetKey	   *nk = order[i];
 		int		   *keysrc = palloc(sizeof(int) * Max(b->nsent, 1));
 		int			j;
+		bool		both;
 
 		for (j = 0; j < b->nsent; j++)
 			keysrc[j] = -1;
@@ -1083,18 +1087,28 @@ apply_keyed(PGconn *conn, Batch *b, int first, int end)
 			for (j = 0; j < k->nkey; j++)
 				if (nk->upd[k->atts[j]] < 0)
 					nk->upd[k->atts[j]] = nk->first;
-			append_line(b, &data, i, 'U', -1, nk->upd);
 			for (j = 0; j < b->nsent; j++)
 				if (upd_cols[j] && nk->upd[j] < 0)
 					upd_all = false;
 		}
 		if (nk->created)
 		{
-			append_line(b, &data, i, 'I', nk->uuid_from, nk->ins);
 			for (j = 0; j < b->nsent; j++)
 				if ((ins_cols[j] || b->schema->atts[b->sent[j]].default_value) &&
 					nk->ins[j] < 0)
 					ins_all = false;
+		}
+		/* An upsert whose update and insert take the same values: one line. */
+		both = nk->any_upd && nk->created &&
+			memcmp(nk->upd, nk->ins, sizeof(int) * b->nsent) == 0;
+		if (both)
+			append_line(b, &data, i, 'B', nk->uuid_from, nk->ins);
+		else
+		{
+			if (nk->any_upd)
+				append_line(b, &data, i, 'U', -1, nk->upd);
+			if (nk->created)
+				append_line(b, &data, i, 'I', nk->uuid_from, nk->ins);
 		}
 		pfree(keysrc);
 	}

@@ -259,6 +259,29 @@ is(lq("SELECT campaign.register_schema(\$x\$$XML_SCHEMA\$x\$)"), $SCHEMA, 'schem
 like(lq("SELECT campaign.deploy('$SCHEMA')"), qr/sampletable/, 'schema deployed');
 is(cq("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'dem' AND table_name = 'sampletable'"),
 	'1', 'cloud table created');
+
+# The cloud table's fillfactor: set by deploy(schema, fillfactor), kept by a
+# later deploy without one (or with NULL); an out-of-range value is refused
+# before anything changes.  The rest of the test replicates into the table
+# with fillfactor 70.
+sub cloud_reloptions
+{
+	return cq("SELECT coalesce(array_to_string(reloptions, ','), '') FROM pg_class WHERE oid = 'dem.sampletable'::regclass");
+}
+is(cloud_reloptions(), '', 'a deploy without fillfactor leaves the storage options alone');
+like(lq("SELECT campaign.deploy('$SCHEMA', fillfactor => 70)"), qr/sampletable/, 'deploy with a fillfactor');
+is(cloud_reloptions(), 'fillfactor=70', 'the cloud table has fillfactor 70');
+lq("SELECT campaign.deploy('$SCHEMA')");
+lq("SELECT campaign.deploy('$SCHEMA', NULL)");
+is(cloud_reloptions(), 'fillfactor=70', 'a later deploy without a fillfactor (or with NULL) keeps it');
+foreach my $bad (5, 101, -1)
+{
+	my ($rc, $out, $err) = $local->psql('postgres',
+		"\\set VERBOSITY verbose\nSELECT campaign.deploy('$SCHEMA', $bad)");
+	like($err, qr/22023: fillfactor \Q$bad\E is out of range for the cloud table of "dem:sampleTable"/,
+		"fillfactor $bad refused with 22023, naming the value");
+}
+is(cloud_reloptions(), 'fillfactor=70', 'the refused fillfactors changed nothing');
 is(cq("SELECT upto FROM campaign_replication.watermark WHERE schema_name = '$SCHEMA'"),
 	'0', 'cloud watermark starts at 0');
 is(lq("SELECT relkind FROM pg_class WHERE oid = 'dem.sampletable'::regclass"),
