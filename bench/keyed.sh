@@ -97,7 +97,7 @@
 # the COPY pipe's speed; rows/s are changes per second.  Best of $REPEAT
 # rounds, the order of the runs reversed every other round.
 #
-# Profile: during the first round's drain of "existing" and of "mixed100",
+# Profile: during the first round's drain of "new", "existing" and "mixed100",
 # pg_stat_statements on the cloud (reset just before): the top statements by
 # execution time, their share of the drain's wall time, and the HOT share of
 # the cloud table's updates.
@@ -477,7 +477,7 @@ for r in $(seq 1 "$REPEAT"); do
             copy100) ms=$(run_copy bench_target100); s=keyless ;;
             drain)
                 prof=''
-                if [ "$r" = 1 ] && { [ "$s" = existing ] || [ "$s" = mixed100 ]; }; then prof=profile; fi
+                if [ "$r" = 1 ] && { [ "$s" = new ] || [ "$s" = existing ] || [ "$s" = mixed100 ]; }; then prof=profile; fi
                 run_drain "$s" $prof; ms=$RESULT_MS ;;
             merge) ms=$(run_merge "$s") ;;
             e2e) ms=$(run_e2e "$s") ;;
@@ -494,6 +494,7 @@ done
 COPY_MS=${BEST[copy]}
 row() {  # row LABEL RUN [FLOOR GOAL]
     local ms=${BEST[$2]:-} s=${2#*:} r
+    [ "$2" != copy100 ] || s=keyless
     [ -n "$ms" ] || return 0
     r=$(ratio "$COPY_MS" "$ms")
     printf '   %-60s %7s %10s %9s  %s\n' "$1" "$r" "$(per_s "${NCHANGES[$s]}" "$ms")" "$ms" \

@@ -16,6 +16,10 @@
 #                          bench uses (shared_buffers=256MB, max_wal_size=4GB,
 #                          fsync and synchronous_commit on,
 #                          track_commit_timestamp on) plus the CONF lines
+#   start_sampler PID FILE, stop_sampler  sample /proc/PID/status every 50 ms
+#                          (VmHWM reset first), writing the peaks of VmRSS,
+#                          RssAnon and RssShmem (kB) to FILE
+#   hwm_kb PID, mb KB      VmHWM of PID (kB); kB as MB with one decimal
 #   same_shape TABLE_A TABLE_B  fail unless the two tables (on the server the
 #                          caller's csql function queries) have the same
 #                          columns and the same indexes; sets SHAPE_COLS and
@@ -123,3 +127,34 @@ same_shape() {  # same_shape TABLE_A TABLE_B (uses the caller's csql)
     fi
     SHAPE_COLS=${cols[0]} SHAPE_INDEXES=${idx[0]}
 }
+
+# Memory sampler of a process (the worker): peak VmRSS, RssAnon, RssShmem (kB) to a file.
+start_sampler() {  # start_sampler PID OUTFILE
+    local pid=$1 out=$2
+    echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true   # resets VmHWM
+    (
+        rss=0 anon=0 shm=0
+        trap 'echo "$rss $anon $shm" >"$out"; exit 0' TERM
+        while :; do
+            if [ -r "/proc/$pid/status" ]; then
+                while read -r k v _; do
+                    case $k in
+                        VmRSS:) [ "$v" -le "$rss" ] || rss=$v ;;
+                        RssAnon:) [ "$v" -le "$anon" ] || anon=$v ;;
+                        RssShmem:) [ "$v" -le "$shm" ] || shm=$v ;;
+                    esac
+                done <"/proc/$pid/status"
+            fi
+            echo "$rss $anon $shm" >"$out"
+            sleep 0.05
+        done
+    ) &
+    SAMPLER_PID=$!
+}
+stop_sampler() {
+    kill "$SAMPLER_PID" 2>/dev/null || true
+    wait "$SAMPLER_PID" 2>/dev/null || true
+    SAMPLER_PID=
+}
+hwm_kb() { sed -nE 's/^VmHWM:[[:space:]]+([0-9]+) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }

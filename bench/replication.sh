@@ -148,36 +148,6 @@ stage_backlog() {
     "${LPSQL[@]}" -f "$sqlf" >/dev/null
 }
 
-# Memory sampler of the worker: peak VmRSS, RssAnon, RssShmem (kB) to a file.
-start_sampler() {  # start_sampler PID OUTFILE
-    local pid=$1 out=$2
-    echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true   # resets VmHWM
-    (
-        rss=0 anon=0 shm=0
-        trap 'echo "$rss $anon $shm" >"$out"; exit 0' TERM
-        while :; do
-            if [ -r "/proc/$pid/status" ]; then
-                while read -r k v _; do
-                    case $k in
-                        VmRSS:) [ "$v" -le "$rss" ] || rss=$v ;;
-                        RssAnon:) [ "$v" -le "$anon" ] || anon=$v ;;
-                        RssShmem:) [ "$v" -le "$shm" ] || shm=$v ;;
-                    esac
-                done <"/proc/$pid/status"
-            fi
-            echo "$rss $anon $shm" >"$out"
-            sleep 0.05
-        done
-    ) &
-    SAMPLER_PID=$!
-}
-stop_sampler() {
-    kill "$SAMPLER_PID" 2>/dev/null || true
-    wait "$SAMPLER_PID" 2>/dev/null || true
-    SAMPLER_PID=
-}
-hwm_kb() { sed -nE 's/^VmHWM:[[:space:]]+([0-9]+) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 run_copy() {  # -> ms
     local t0 t1 n

@@ -71,6 +71,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
@@ -1406,6 +1407,25 @@ migrate_cloud(PGconn *conn)
 }
 
 /*
+ * Flush the local WAL up to everything inserted so far.  When the insert
+ * position is just past the header of a page nothing is written on yet,
+ * XLogFlush cannot reach it ("xlog flush request ... is not satisfied"):
+ * everything inserted ends at that page's start then.
+ */
+static void
+flush_local_wal(void)
+{
+	XLogRecPtr	upto = GetXLogInsertRecPtr();
+	uint32		offset = upto % XLOG_BLCKSZ;
+
+	if (offset == SizeOfXLogShortPHD ||
+		(offset == SizeOfXLogLongPHD &&
+		 XLogSegmentOffset(upto, wal_segment_size) == SizeOfXLogLongPHD))
+		upto -= offset;
+	XLogFlush(upto);
+}
+
+/*
  * Replicate one batch of schema "ns:name" over conn.  Runs its own local
  * transactions (call it outside of one).  known_upto is our copy of the
  * cloud's watermark, to detect a cloud that lost data.  Returns false when
@@ -1539,7 +1559,7 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	 * passes them (synchronous_commit = off): flush our WAL first.
 	 */
 	cloud_set_step("replicating %s: committing", schema_name);
-	XLogFlush(GetXLogInsertRecPtr());
+	flush_local_wal();
 	snprintf(upto_text, sizeof(upto_text), INT64_FORMAT, result->upto);
 	params[2] = upto_text;
 	params[3] = result->pending;
