@@ -442,3 +442,17 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION deploy(text, integer) IS 'Create or evolve the cloud table and the local foreign table over it, and set the cloud table''s fillfactor';
 REVOKE ALL ON FUNCTION deploy(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION deploy(text, integer) TO campaign_admin;
+
+-- Issue 14 (ingest under concurrency): an ingest commit wakes the
+-- replication worker only for a schema that is deployed and replicated
+-- continuously.  Each backend caches that with the schema (registry.c);
+-- this trigger makes a change of deployment or mode invalidate the cache
+-- entries of the schema's staging table.
+CREATE FUNCTION registry_changed() RETURNS trigger
+AS 'MODULE_PATHNAME', 'registry_changed' LANGUAGE C;
+REVOKE ALL ON FUNCTION registry_changed() FROM PUBLIC;
+COMMENT ON FUNCTION registry_changed() IS 'Trigger on campaign.schemas: a schema''s deployment or mode changed, the backends'' cached entries of its staging table are stale';
+CREATE TRIGGER wake_on_ingest_changed AFTER UPDATE OF mode, deployed_at ON schemas
+    FOR EACH ROW
+    WHEN (OLD.mode IS DISTINCT FROM NEW.mode OR OLD.deployed_at IS DISTINCT FROM NEW.deployed_at)
+    EXECUTE FUNCTION registry_changed();

@@ -12,9 +12,12 @@
  * the slot done; the slot is freed by the requester.  Requests are rare and
  * tiny, so a spinlock is enough.
  *
- * Ingest marks the transaction as having staged rows; a transaction callback
- * sets the worker's latch at commit, which is what makes "continuous"
- * replication react within milliseconds.
+ * Ingest into a schema replicated continuously marks the transaction; a
+ * transaction callback sets the worker's latch at its commit, which is what
+ * makes "continuous" replication react within milliseconds.  Commits into
+ * other schemas (not deployed, scheduled, stopped: registry.c knows) wake
+ * nobody.  Claims of staging numbers (below) are released at the end of
+ * every transaction that took one, whatever its schema.
  *
  * Everything here needs shared_preload_libraries = 'campaign'; without it
  * the functions that need the worker fail with a hint, as
@@ -60,7 +63,8 @@ CampaignShared *campaign_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-static bool staged_in_transaction = false;
+static bool wake_at_commit = false;	/* campaign_note_staged() was called */
+static bool claims_in_transaction = false;	/* campaign_stage_nextval() was */
 
 void		_PG_init(void);
 
@@ -163,16 +167,15 @@ release_claims(void)
 static void
 campaign_xact_callback(XactEvent event, void *arg)
 {
-	if (!staged_in_transaction)
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PREPARE)
 		return;
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PREPARE)
+	if (claims_in_transaction)
 		release_claims();
-	if (event == XACT_EVENT_COMMIT)
+	if (wake_at_commit && event == XACT_EVENT_COMMIT)
 		campaign_wake_worker();
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PREPARE)
-		staged_in_transaction = false;
+	claims_in_transaction = false;
+	wake_at_commit = false;
 }
 
 /*
@@ -192,7 +195,7 @@ campaign_stage_nextval(Oid relid, Oid seqid)
 	int64		seq;
 	int			i;
 
-	campaign_note_staged();
+	claims_in_transaction = true;
 	if (slot == NULL)
 		return nextval_internal(seqid, false);
 	for (i = 0; i < slot->nclaims; i++)
@@ -271,11 +274,11 @@ campaign_start_transaction(void)
 	StartTransactionCommand();
 }
 
-/* Called by ingest: this transaction staged rows. */
+/* Wake the worker when this transaction commits (it staged rows to replicate). */
 void
 campaign_note_staged(void)
 {
-	staged_in_transaction = true;
+	wake_at_commit = true;
 }
 
 /*

@@ -105,6 +105,9 @@ typedef struct StagingSchema
 	char	   *element;		/* element name of a record, "sampleTableStg" */
 	bool		staged;			/* false: registered without autoStg */
 	bool		check_rights;	/* the SQL of 1.1 is installed (rights.c) */
+	bool		wakes_worker;	/* an ingest commit wakes the worker: the
+								 * schema is deployed and replicated
+								 * continuously (or the SQL is 1.0's) */
 	Oid			relid;			/* staging table, when staged */
 	Oid			seqid;			/* sequence behind _stg_seq */
 	int			natts;

@@ -45,7 +45,11 @@
 PG_FUNCTION_INFO_V1(xtk_ingest);
 PG_FUNCTION_INFO_V1(xtk_ingest_ext);
 
-/* Rows written per table_multi_insert() call, as COPY FROM does. */
+/*
+ * Rows written per table_multi_insert() call for a collection, as COPY FROM
+ * does.  A single record is a chunk of one, and allocates for one row only
+ * (it is the call an API tier makes thousands of times a second).
+ */
 #define INGEST_CHUNK 1000
 
 #define COLLECTION_SUFFIX "-collection"
@@ -61,7 +65,8 @@ typedef struct StagingWriter
 	ResultRelInfo *rri;
 	BulkInsertState bistate;
 	CommandId	cid;
-	TupleTableSlot *slots[INGEST_CHUNK];
+	int			chunk;			/* rows per flush: INGEST_CHUNK or 1 */
+	TupleTableSlot **slots;		/* chunk of them, made on first use */
 	int			nslots;
 	MemoryContext chunk_cxt;	/* values of the rows not yet written */
 } StagingWriter;
@@ -89,7 +94,6 @@ static void
 writer_open(StagingWriter *w, StagingSchema *schema, bool bulk)
 {
 	RangeTblEntry *rte;
-	int			i;
 
 	w->rel = table_open(schema->relid, NoLock);
 	if (w->rel->rd_rel->relkind != RELKIND_RELATION)
@@ -110,8 +114,8 @@ writer_open(StagingWriter *w, StagingSchema *schema, bool bulk)
 	ExecOpenIndices(w->rri, false);
 	w->bistate = bulk ? GetBulkInsertState() : NULL;
 	w->cid = GetCurrentCommandId(true);
-	for (i = 0; i < INGEST_CHUNK; i++)
-		w->slots[i] = NULL;
+	w->chunk = bulk ? INGEST_CHUNK : 1;
+	w->slots = palloc0(sizeof(TupleTableSlot *) * w->chunk);
 	w->nslots = 0;
 	w->chunk_cxt = AllocSetContextCreate(CurrentMemoryContext,
 										 "campaign ingest chunk",
@@ -146,7 +150,7 @@ writer_next_slot(StagingWriter *w)
 {
 	TupleTableSlot *slot;
 
-	if (w->nslots == INGEST_CHUNK)
+	if (w->nslots == w->chunk)
 		writer_flush(w);
 	slot = w->slots[w->nslots];
 	if (slot == NULL)
@@ -164,7 +168,7 @@ writer_close(StagingWriter *w)
 	int			i;
 
 	writer_flush(w);
-	for (i = 0; i < INGEST_CHUNK && w->slots[i]; i++)
+	for (i = 0; i < w->chunk && w->slots[i]; i++)
 		ExecDropSingleTupleTableSlot(w->slots[i]);
 	if (w->bistate)
 		FreeBulkInsertState(w->bistate);
@@ -214,7 +218,7 @@ typedef struct IngestState
 	AclMode		rights;			/* the caller's on the staging table */
 	int			recno;
 	Datum		lastmod;
-	unsigned char random[UUID_LEN * INGEST_CHUNK];	/* for the UUIDs */
+	unsigned char *random;		/* for the UUIDs: a writer chunk's worth */
 	int			nrandom;		/* random UUIDs left in it */
 } IngestState;
 
@@ -231,7 +235,7 @@ stage_record(IngestState *st, xmlNodePtr rec)
 	if (st->nrandom == 0)
 	{
 		/* Random bytes for the UUIDs: a chunk's worth at a time. */
-		st->nrandom = st->builder.collection ? INGEST_CHUNK : 1;
+		st->nrandom = st->writer.chunk;
 		if (!pg_strong_random(st->random, UUID_LEN * st->nrandom))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
@@ -329,6 +333,7 @@ ingest_begin(xmlNodePtr root, bool ext)
 
 	initStringInfo(&st->uuids);
 	writer_open(&st->writer, st->schema, collection);
+	st->random = palloc(UUID_LEN * st->writer.chunk);
 	record_builder_enter(&st->builder);
 	return st;
 }
@@ -342,6 +347,8 @@ static text *
 ingest_end(IngestState *st)
 {
 	writer_close(&st->writer);
+	if (st->schema->wakes_worker)
+		campaign_note_staged();
 	return cstring_to_text_with_len(st->uuids.data, st->uuids.len);
 }
 
@@ -426,7 +433,6 @@ ingest_document(text *doc_text, bool ext)
 	PG_END_TRY();
 	xmlFreeTextReader(reader);
 	pg_xml_done(xcxt, false);
-	campaign_note_staged();
 	return result;
 }
 
@@ -441,7 +447,6 @@ ingest_element(xmlNodePtr root, bool ext)
 {
 	IngestState *st;
 	xmlNodePtr	node;
-	text	   *result;
 
 	campaign_require_preload();
 	PreventCommandIfReadOnly("xtk_ingest()");
@@ -460,9 +465,7 @@ ingest_element(xmlNodePtr root, bool ext)
 				collection_text_error(root);
 		}
 	record_builder_leave(&st->builder);
-	result = ingest_end(st);
-	campaign_note_staged();
-	return result;
+	return ingest_end(st);
 }
 
 /*

@@ -25,6 +25,17 @@
  * table invalidate the entries.  Only staged schemas are cached;
  * unknown or unstaged schemas are looked up again (they are errors anyway).
  *
+ * An entry also says whether an ingest commit must wake the replication
+ * worker: only when the schema is deployed and replicated continuously.
+ * Scheduled and stopped schemas are replicated on the worker's clock or on
+ * request, and an undeployed one not at all, so a commit into them costs the
+ * worker nothing.  Deployment and mode live in campaign.schemas, so a
+ * trigger there (registry_changed, SQL of 1.1) invalidates the staging
+ * table's entries when they change.  An ingest that locked the table before
+ * such a change committed wakes by the state it saw; the worker's naptime
+ * bounds the delay of its rows.  Under 1.0's SQL (no trigger) every commit
+ * wakes the worker, as in 1.0.
+ *
  *-------------------------------------------------------------------------
  */
 #include "campaign.h"
@@ -34,6 +45,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -53,6 +65,8 @@ typedef struct RegistryEntry
 } RegistryEntry;
 
 static HTAB *registry_cache = NULL;
+
+PG_FUNCTION_INFO_V1(registry_changed);
 
 /* Relcache callback: mark stale every entry on that relation (or all). */
 static void
@@ -151,7 +165,8 @@ registry_load(const char *namespace, const char *name, const char *xtkschema,
 
 	SPI_execute_with_args("SELECT s.staging_table IS NOT NULL,"
 						  "       to_regclass(quote_ident(s.sql_schema) || '.' || quote_ident(s.staging_table))::oid,"
-						  "       (SELECT e.extversion <> '1.0' FROM pg_extension e WHERE e.extname = 'campaign')"
+						  "       (SELECT e.extversion <> '1.0' FROM pg_extension e WHERE e.extname = 'campaign'),"
+						  "       s.deployed_at IS NOT NULL AND s.mode = 'continuous'"
 						  "  FROM campaign.schemas s WHERE s.namespace = $1 AND s.name = $2",
 						  2, argtypes, args, NULL, true, 1);
 	if (SPI_processed == 0)
@@ -165,6 +180,7 @@ registry_load(const char *namespace, const char *name, const char *xtkschema,
 	s->element = psprintf("%sStg", name);
 	s->staged = spi_bool(0, 1);
 	s->check_rights = spi_bool(0, 3);
+	s->wakes_worker = !s->check_rights || spi_bool(0, 4);
 	s->valid = true;
 	if (s->staged)
 	{
@@ -348,4 +364,40 @@ staging_schema_attribute(StagingSchema *schema, const char *name)
 		if (strcmp(schema->atts[i].name, name) == 0)
 			return &schema->atts[i];
 	return NULL;
+}
+
+/*
+ * campaign.registry_changed() returns trigger
+ *		After UPDATE of a campaign.schemas row that changed the schema's
+ *		deployment or mode: the cached entries of its staging table are
+ *		stale in every backend (from the commit on).
+ */
+Datum
+registry_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	char	   *sql_schema;
+	char	   *staging_table;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("campaign.registry_changed() must be an AFTER ... FOR EACH ROW trigger")));
+	tuple = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event) ?
+		trigdata->tg_newtuple : trigdata->tg_trigtuple;
+	desc = RelationGetDescr(trigdata->tg_relation);
+	sql_schema = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "sql_schema"));
+	staging_table = SPI_getvalue(tuple, desc, SPI_fnumber(desc, "staging_table"));
+	if (sql_schema && staging_table)
+	{
+		Oid			relid = get_relname_relid(staging_table,
+											  get_namespace_oid(sql_schema, true));
+
+		if (OidIsValid(relid))
+			CacheInvalidateRelcacheByRelid(relid);
+	}
+	return PointerGetDatum(NULL);
 }
