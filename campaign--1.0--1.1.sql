@@ -456,3 +456,31 @@ CREATE TRIGGER wake_on_ingest_changed AFTER UPDATE OF mode, deployed_at ON schem
     FOR EACH ROW
     WHEN (OLD.mode IS DISTINCT FROM NEW.mode OR OLD.deployed_at IS DISTINCT FROM NEW.deployed_at)
     EXECUTE FUNCTION registry_changed();
+
+-- ---------------------------------------------------------------------------
+-- Issue 16: exactly once across a failover to a streaming standby
+-- (src/failover.c).  The worker checks the cloud's watermark of each schema
+-- against this database before its first batch on a new timeline (a
+-- promotion, a point-in-time recovery), or whenever the watermark is ahead
+-- of the staging sequence, and records each check here: what the cloud
+-- holds that this database no longer has, and whether the sequence had to
+-- move.
+-- ---------------------------------------------------------------------------
+CREATE TABLE failovers (
+    id                bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    checked_at        timestamptz NOT NULL DEFAULT now(),
+    timeline          integer NOT NULL,
+    schema_name       text NOT NULL,
+    cloud_upto        bigint NOT NULL,
+    cloud_pending     bigint[] NOT NULL,
+    local_upto        bigint NOT NULL,
+    sequence_last     bigint NOT NULL,
+    sequence_moved_to bigint,
+    lost_count        bigint NOT NULL,
+    lost_from         bigint,
+    lost_upto         bigint,
+    report            text
+);
+CREATE INDEX ON failovers (timeline, schema_name);
+COMMENT ON TABLE failovers IS 'Checks of the cloud''s watermark after a failover (new timeline) or when it is ahead of the staging sequence: the changes the cloud holds that this database does not have (lost_count, numbered lost_from to lost_upto)';
+GRANT SELECT ON failovers TO campaign_admin;

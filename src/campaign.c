@@ -28,7 +28,7 @@
 #include "campaign.h"
 
 #include "access/xact.h"
-#include "commands/sequence.h"
+#include "access/xlog.h"
 #include "storage/proc.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -36,6 +36,7 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "failover.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -197,10 +198,10 @@ campaign_stage_nextval(Oid relid, Oid seqid)
 
 	claims_in_transaction = true;
 	if (slot == NULL)
-		return nextval_internal(seqid, false);
+		return failover_nextval(seqid);
 	for (i = 0; i < slot->nclaims; i++)
 		if (slot->claims[i].relid == relid)
-			return nextval_internal(seqid, false);
+			return failover_nextval(seqid);
 	if (slot->nclaims < CAMPAIGN_CLAIMS_PER_XACT)
 	{
 		SpinLockAcquire(&slot->mutex);
@@ -212,7 +213,7 @@ campaign_stage_nextval(Oid relid, Oid seqid)
 		claim->first_seq = 0;
 		SpinLockRelease(&slot->mutex);
 	}
-	seq = nextval_internal(seqid, false);
+	seq = failover_nextval(seqid);
 	if (claim)
 	{
 		SpinLockAcquire(&slot->mutex);
@@ -297,6 +298,11 @@ replicate_now(PG_FUNCTION_ARGS)
 	int			i;
 
 	campaign_require_preload();
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot replicate while the server is in recovery"),
+				 errhint("Replication starts when this standby is promoted.")));
 	/* The worker would wait for our own writes to commit: refuse. */
 	if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
 		ereport(ERROR,
@@ -414,6 +420,7 @@ define_gucs(void)
 							NULL, &campaign_cloud_connect_timeout, 10000, 100, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	campaign_http_define_gucs();
+	failover_define_gucs();
 	MarkGUCPrefixReserved("campaign");
 }
 
@@ -424,7 +431,8 @@ register_worker(void)
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/* Started on a hot standby too: it idles until the promotion (failover.c). */
+	worker.bgw_start_time = BgWorkerStart_ConsistentState;
 	worker.bgw_restart_time = 1;
 	strcpy(worker.bgw_library_name, "campaign");
 	strcpy(worker.bgw_function_name, "campaign_worker_main");

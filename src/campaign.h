@@ -21,6 +21,8 @@
  *	  soap.c      campaign.soap(): SOAP 1.1 envelopes, sessions, Faults
  *	  http.c      the HTTP endpoint: libmicrohttpd in background workers,
  *	              serving the SOAP router and the REST ingestion API
+ *	  failover.c  exactly once across a failover to a streaming standby:
+ *	              the standby wait, numbers per timeline, the heal
  *
  *-------------------------------------------------------------------------
  */

@@ -24,7 +24,9 @@
  *	  4. applies them (below);
  *	  5. records rejected and held rows locally (_stg_error) and commits;
  *	  6. flushes the local WAL (so that no crash can take back a row the
- *	     cloud has), then moves the watermark and stores the new pending
+ *	     cloud has) and waits for the standbys of
+ *	     campaign.synchronized_standby_slots to have it (so that no
+ *	     failover can, see failover.c), then moves the watermark and stores the new pending
  *	     numbers (examined, not read, and at or above an open claim) and
  *	     commits the remote transaction: the changes and the watermark
  *	     commit together, or neither does.
@@ -75,6 +77,7 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
+#include "failover.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "replicate.h"
@@ -1407,12 +1410,13 @@ migrate_cloud(PGconn *conn)
 }
 
 /*
- * Flush the local WAL up to everything inserted so far.  When the insert
+ * Flush the local WAL up to everything inserted so far; returns the LSN
+ * flushed to.  When the insert
  * position is just past the header of a page nothing is written on yet,
  * XLogFlush cannot reach it ("xlog flush request ... is not satisfied"):
  * everything inserted ends at that page's start then.
  */
-static void
+static XLogRecPtr
 flush_local_wal(void)
 {
 	XLogRecPtr	upto = GetXLogInsertRecPtr();
@@ -1423,6 +1427,7 @@ flush_local_wal(void)
 		 XLogSegmentOffset(upto, wal_segment_size) == SizeOfXLogLongPHD))
 		upto -= offset;
 	XLogFlush(upto);
+	return upto;
 }
 
 /*
@@ -1533,7 +1538,11 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 			report_purged_gap(&b, hw, known_upto, result);
 		result->bytes = b.text.len;
 		if (b.nchanges > 0)
+		{
+			/* A listed standby that cannot confirm fails the batch now. */
+			failover_check_standbys();
 			apply_batch(conn, &b);
+		}
 		mark_locally(&b);
 	}
 	result->upto = Max(last, hw);
@@ -1559,7 +1568,8 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	 * passes them (synchronous_commit = off): flush our WAL first.
 	 */
 	cloud_set_step("replicating %s: committing", schema_name);
-	flush_local_wal();
+	/* ... and on the standbys of campaign.synchronized_standby_slots. */
+	failover_wait_for_standbys(flush_local_wal());
 	snprintf(upto_text, sizeof(upto_text), INT64_FORMAT, result->upto);
 	params[2] = upto_text;
 	params[3] = result->pending;

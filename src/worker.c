@@ -34,6 +34,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "failover.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -578,6 +579,8 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 			cloud = cloud_connect("campaign replication worker");
 			CommitTransactionCommand();
 		}
+		/* After a failover: the cloud's watermark against this database. */
+		failover_heal(cloud, s->name);
 		if (!replicate_batch(cloud, s->name, s->replicated_upto, &result))
 		{
 			/*
@@ -918,6 +921,8 @@ campaign_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		/* A hot standby's worker idles here until the promotion. */
+		failover_wait_for_promotion();
 
 		MemoryContextReset(pass_cxt);
 		MemoryContextSwitchTo(pass_cxt);
