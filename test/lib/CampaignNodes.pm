@@ -5,7 +5,8 @@
 #   worker serves database postgres), plus the test's own settings.
 #   %opt: name (the node's name, 'cloud' / 'local' by default) and initdb
 #   (extra initdb arguments, e.g. [ '-E', 'UTF8', '--locale=C' ]);
-#   start_cloud's allows_streaming => 1 lets pg_basebackup copy it.
+#   allows_streaming => 1 lets pg_basebackup copy the node (and, for a
+#   local node, a streaming standby follow it).
 # Both run in UTC with C messages, so times and logs compare the same way.
 # sample_table_schema():  the source schema dem:sampleTable (a key, three
 #   attributes) that the replication tests stage and replicate.
@@ -45,7 +46,7 @@ sub start_local
 {
 	my ($extra_conf, %opt) = @_;
 	my $local = PostgreSQL::Test::Cluster->new($opt{name} // 'local');
-	$local->init(extra => $opt{initdb} // []);
+	$local->init(extra => $opt{initdb} // [], allows_streaming => $opt{allows_streaming} // 0);
 	$local->append_conf('postgresql.conf', $common . qq{
 shared_preload_libraries = 'campaign'
 max_worker_processes = 16
