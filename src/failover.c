@@ -418,10 +418,13 @@ heal_locally(HealCheck *h)
 
 	if (lost_count > 0)
 		report = psprintf("the cloud holds " INT64_FORMAT " changes, numbered " INT64_FORMAT " to "
-						  INT64_FORMAT ", that this database does not have (replicated by the former"
-						  " primary after this server last received its WAL, or numbers never committed"
-						  " there); cloud watermark " INT64_FORMAT ", this database's " INT64_FORMAT,
-						  lost_count, lost_from, lost_upto, h->cloud_upto, local_upto);
+						  INT64_FORMAT ", that this database does not have (%s, or numbers never"
+						  " committed there); cloud watermark " INT64_FORMAT ", this database's " INT64_FORMAT,
+						  lost_count, lost_from, lost_upto,
+						  tli > 1 && !checked_on_timeline
+						  ? "replicated by the former primary after this server last received its WAL"
+						  : "replicated from a former state of this database, before it was restored",
+						  h->cloud_upto, local_upto);
 	if (moved_to > 0)
 		report = psprintf("%s%sthe staging sequence was behind the cloud's watermark (" INT64_FORMAT
 						  " < " INT64_FORMAT "): moved to it, so that no number the cloud has accepted"
