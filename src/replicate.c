@@ -1411,10 +1411,10 @@ migrate_cloud(PGconn *conn)
 
 /*
  * Flush the local WAL up to everything inserted so far; returns the LSN
- * flushed to.  When the insert
- * position is just past the header of a page nothing is written on yet,
- * XLogFlush cannot reach it ("xlog flush request ... is not satisfied"):
- * everything inserted ends at that page's start then.
+ * flushed to.  When the insert position is just past the header of a page
+ * nothing is written on yet, XLogFlush cannot reach it ("xlog flush
+ * request ... is not satisfied"): everything inserted ends at that page's
+ * start then.
  */
 static XLogRecPtr
 flush_local_wal(void)
