@@ -385,7 +385,8 @@ EOF
         SELECT count(*), round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY lag)),
                round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY lag)), round(1000 * max(lag))
           FROM l" | tr '|' ' ')"
-    LAG_BATCHES=$(sql "SELECT count(*) || ' batches, ' || round(avg(rows), 1) || ' rows per batch'
+    LAG_BATCHES=$(sql "SELECT count(*) || ' batches, ' || round(avg(rows), 1) || ' rows and '
+                              || round(1000 * extract(epoch FROM avg(finished_at - started_at)), 1) || ' ms per batch on average'
                          FROM campaign.replication_history WHERE id > $hist_from AND outcome = 'success'")
     VL=$(awk -v p="$LAG_P99" 'BEGIN { print (p == "" ? "not measured" : (p < 100 ? "goal met" : "ABOVE GOAL")) }')
     RATE_LAG=$(sed -nE 's/^rate limit schedule lag: avg ([0-9.]+) \(max ([0-9.]+)\) ms/avg \1 ms, max \2 ms/p' "$WORK/pgbench-steady.log")
