@@ -30,8 +30,9 @@
 #       bench/replication.sh.
 #
 # Worker CPU: every second the pids of the replication workers of the local
-# server are read from pg_stat_activity (backend_type 'campaign replication
-# worker'; all of them, whether one worker or a pool), and each one's
+# server are read from pg_stat_activity (every backend_type starting with
+# 'campaign replication': one worker or a pool, and whatever starts them),
+# and each one's
 # utime + stime from /proc/<pid>/stat; the figure is the sum over the
 # workers of the ticks they used in the window, over the window's length
 # (a worker that started inside the window counts all its ticks).  The
@@ -287,7 +288,7 @@ worker_sampler() {
     local out=$1 round=0 pid stat
     while [ ! -e "$WORK/sampler.stop" ]; do
         round=$((round + 1))
-        for pid in $(sql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'"); do
+        for pid in $(sql "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE 'campaign replication%'"); do
             stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
             stat=${stat##*) }
             # shellcheck disable=SC2086
