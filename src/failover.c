@@ -51,8 +51,10 @@
  * overflow bigint and get no base (the heal below still moves a sequence
  * found behind the watermark).
  *
- * The heal.  The first time a worker process replicates a schema, it
- * reads the cloud's watermark and, if the server is on a timeline it has
+ * The heal.  The first time a worker process replicates a schema (on a
+ * timeline after the first, at its first pass, for a continuous schema
+ * even with nothing pending; otherwise at its first batch), it reads the
+ * cloud's watermark and, if the server is on a timeline it has
  * not checked this schema on (a failover, a point-in-time recovery), or if
  * the watermark is ahead of the staging sequence (whatever the timeline),
  * it
@@ -465,6 +467,28 @@ heal_locally(HealCheck *h)
 			 errhint("See campaign.failovers; the changes staged here are replicated from the cloud's watermark on.")));
 }
 
+static bool
+checked(const char *schema_name)
+{
+	ListCell   *lc;
+
+	foreach(lc, checked_schemas)
+		if (strcmp(lfirst(lc), schema_name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * On a timeline after the first, has this process still to check the
+ * schema?  The worker then replicates it at once, pending rows or not, so
+ * that what a failover lost is reported without waiting for a new change.
+ */
+bool
+failover_heal_pending(const char *schema_name)
+{
+	return timeline_base() > 0 && !checked(schema_name);
+}
+
 /*
  * Check the cloud's watermark of a schema against this database, once per
  * worker process and schema, before its first batch.  Runs its own local
@@ -474,15 +498,13 @@ heal_locally(HealCheck *h)
 void
 failover_heal(PGconn *conn, const char *schema_name)
 {
-	ListCell   *lc;
 	const char *params[2];
 	PGresult   *res;
 	HealCheck	h;
 	MemoryContext old;
 
-	foreach(lc, checked_schemas)
-		if (strcmp(lfirst(lc), schema_name) == 0)
-			return;
+	if (checked(schema_name))
+		return;
 
 	/* The pending column may be missing on a cloud deployed by 1.0. */
 	cloud_set_step("checking the cloud's watermark of %s", schema_name);

@@ -24,6 +24,7 @@ extern void failover_wait_for_promotion(void);
 
 /* Worker, before replicating a schema: check the cloud's watermark once. */
 extern void failover_heal(PGconn *conn, const char *schema_name);
+extern bool failover_heal_pending(const char *schema_name);
 
 /* Batch: fail before sending when a listed standby cannot confirm. */
 extern void failover_check_standbys(void);

@@ -839,7 +839,8 @@ worker_pass(void)
 			sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(now, b->retry_at));
 			continue;
 		}
-		if (!asked && !s->scheduled)
+		/* (After a failover, failover.c checks the schema, pending or not.) */
+		if (!asked && !s->scheduled && !failover_heal_pending(s->name))
 		{
 			in_transaction(check_pending, s);
 			if (!s->due)

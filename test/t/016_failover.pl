@@ -224,6 +224,8 @@ $node2->stop('immediate');
 $node3->start;
 promote($node3);
 is(timeline($node3), '3', '2: node3 is on timeline 3');
+ok(wait_for($node3, "SELECT lost_count FROM campaign.failovers WHERE timeline = 3", '100', 60),
+	'2: the loss is reported right after the promotion, before any new change');
 ingest($node3, 'B3', 20);
 expect('B3', 20);
 check_cloud('2 (standby behind)', $node3);
