@@ -414,6 +414,25 @@ SELECT soap(call('Logoff', :'txn_token', '')) ~ 'LogoffResponse' AS txn_logoff;
 RESET ROLE;
 SELECT id FROM dem.sampletablestg WHERE id ~ '^E([4-9]|10)$' ORDER BY id;
 SET ROLE regress_soap_gateway;
+-- Many sessions ended in one backend, each emptying its cache.
+DO $$
+DECLARE
+    t text;
+    ingested int := 0;
+    logged_off int := 0;
+BEGIN
+    FOR i IN 1..30 LOOP
+        t := logon('regress_soap_api', 'api secret');
+        IF soap(call('Ingest', t, format('<urn:domDoc><sampleTableStg id="M%s" xtkschema="dem:sampleTableStg"/></urn:domDoc>', i))) ~ 'pstrSUuids' THEN
+            ingested := ingested + 1;
+        END IF;
+        IF soap(call('Logoff', t, '')) ~ 'LogoffResponse' THEN
+            logged_off := logged_off + 1;
+        END IF;
+    END LOOP;
+    RAISE NOTICE 'ingested %, logged off %', ingested, logged_off;
+END
+$$;
 
 --
 -- Subscriptions (urn:nms:subscription), through campaign.subscribe() and

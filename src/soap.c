@@ -640,9 +640,13 @@ static HTAB *
 session_cache_get(void)
 {
 	static uint64 seen = 0;
+	static bool registered = false;
 
-	if (session_cache == NULL)
+	if (!registered)
+	{
 		CacheRegisterRelcacheCallback(session_cache_invalidate, (Datum) 0);
+		registered = true;
+	}
 	if (session_cache != NULL &&
 		(seen != session_invalidations ||
 		 hash_get_num_entries(session_cache) >= SESSION_CACHE_SIZE))
