@@ -1,23 +1,29 @@
 /*-------------------------------------------------------------------------
  *
  * campaign.c
- *	  Module entry point: GUCs, shared memory, the worker's registration,
- *	  and the hooks that wake the worker when staged rows commit.
+ *	  Module entry point: GUCs, shared memory, the workers' registration,
+ *	  and the hooks that wake a worker when staged rows commit.
  *
- * Shared memory holds one CampaignShared: the replication worker's latch
- * (so that a backend committing staged rows can wake it at once) and a small
- * table of replicate_now() requests.  A backend that wants the worker to
- * replicate a schema fills a free request slot under the spinlock, sets the
- * worker's latch and sleeps on the condition variable until the worker marks
- * the slot done; the slot is freed by the requester.  Requests are rare and
- * tiny, so a spinlock is enough.
+ * The pool: campaign.max_workers static replication workers for each
+ * database of campaign.database (a list), registered here at startup; each
+ * has a CampaignWorkerSlot in shared memory (worker.c says how they share
+ * the schemas).  Shared memory also holds one CampaignShared: a small table
+ * of replicate_now() requests and the ingest claims.  A backend that wants
+ * a schema replicated fills a free request slot under the spinlock, sets
+ * the latches of its database's workers and sleeps on the condition
+ * variable until a worker marks the slot done; the slot is freed by the
+ * requester.  Requests are rare and tiny, so a spinlock is enough.
  *
  * Ingest into a schema replicated continuously marks the transaction; a
- * transaction callback sets the worker's latch at its commit, which is what
- * makes "continuous" replication react within milliseconds.  Commits into
- * other schemas (not deployed, scheduled, stopped: registry.c knows) wake
- * nobody.  Claims of staging numbers (below) are released at the end of
- * every transaction that took one, whatever its schema.
+ * transaction callback wakes a worker at its commit, which is what makes
+ * "continuous" replication react within milliseconds.  Commits into other
+ * schemas (not deployed, scheduled, stopped: registry.c knows) wake nobody.
+ * The wake-up goes where the work is: to the worker already serving the
+ * staging table the transaction wrote (it passes again when its turn
+ * ends), else to one idle worker of the database, else, all being busy, to
+ * all of them (each passes again when done).  A commit wakes one process,
+ * not the pool.  Claims of staging numbers (below) are released at the end
+ * of every transaction that took one, whatever its schema.
  *
  * Everything here needs shared_preload_libraries = 'campaign'; without it
  * the functions that need the worker fail with a hint, as
@@ -29,6 +35,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "commands/dbcommands.h"
 #include "storage/proc.h"
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
@@ -40,6 +47,7 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/varlena.h"
 #include "utils/wait_event.h"
 
 PG_MODULE_MAGIC;
@@ -59,13 +67,17 @@ int			campaign_session_timeout = 3600;	/* s */
 int			campaign_subscription_interval = 3600;	/* s */
 int			campaign_cloud_timeout = 120000;	/* ms */
 int			campaign_cloud_connect_timeout = 10000; /* ms */
+int			campaign_max_workers = 2;
 
 CampaignShared *campaign_shared = NULL;
+CampaignWorkerSlot *campaign_workers = NULL;
+int			campaign_nworkers = 0;	/* databases x max_workers, set at startup */
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static bool wake_at_commit = false;	/* campaign_note_staged() was called */
 static bool claims_in_transaction = false;	/* campaign_stage_nextval() was */
+static bool staged_unclaimed = false;	/* staged beyond the claims, or notify_worker() */
 
 void		_PG_init(void);
 
@@ -82,6 +94,7 @@ campaign_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(shared_size()));
+	RequestAddinShmemSpace(MAXALIGN(mul_size(campaign_nworkers, sizeof(CampaignWorkerSlot))));
 	RequestAddinShmemSpace(campaign_throttle_shmem_size());
 	RequestAddinShmemSpace(campaign_http_shmem_size());
 }
@@ -106,6 +119,11 @@ campaign_shmem_startup(void)
 		for (i = 0; i < MaxBackends; i++)
 			SpinLockInit(&campaign_shared->ingest[i].mutex);
 	}
+	campaign_workers = ShmemInitStruct("campaign workers",
+									   mul_size(campaign_nworkers, sizeof(CampaignWorkerSlot)),
+									   &found);
+	if (!found)
+		memset(campaign_workers, 0, mul_size(campaign_nworkers, sizeof(CampaignWorkerSlot)));
 	campaign_throttle_shmem_init();
 	campaign_http_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
@@ -122,19 +140,127 @@ campaign_require_preload(void)
 				 errhint("Add campaign to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
 
-/* Wake the replication worker, if it runs. */
-void
-campaign_wake_worker(void)
+/*
+ * The databases of campaign.database, in order (a List of C strings); NIL
+ * when the value is not a valid list (the check hook refuses those).
+ */
+List *
+campaign_database_list(void)
 {
-	Latch	   *latch;
+	List	   *names = NIL;
 
-	if (campaign_shared == NULL)
+	if (campaign_database == NULL ||
+		!SplitGUCList(pstrdup(campaign_database), ',', &names))
+		return NIL;
+	return names;
+}
+
+static bool
+check_database_list(char **newval, void **extra, GucSource source)
+{
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	if (!SplitGUCList(pstrdup(*newval), ',', &names) || names == NIL)
+	{
+		GUC_check_errdetail("List syntax is invalid: give one or more database names separated by commas.");
+		return false;
+	}
+	foreach(lc, names)
+	{
+		const char *name = lfirst(lc);
+		ListCell   *lc2;
+
+		if (strlen(name) == 0 || strlen(name) >= NAMEDATALEN)
+		{
+			GUC_check_errdetail("\"%s\" is not a valid database name.", name);
+			return false;
+		}
+		for_each_cell(lc2, names, lnext(names, lc))
+			if (strcmp(name, lfirst(lc2)) == 0)
+			{
+				GUC_check_errdetail("Database \"%s\" is listed twice.", name);
+				return false;
+			}
+	}
+	return true;
+}
+
+/* Is this database one that campaign.database lists? */
+static bool
+database_is_served(void)
+{
+	char	   *mine = get_database_name(MyDatabaseId);
+	ListCell   *lc;
+
+	foreach(lc, campaign_database_list())
+		if (mine && strcmp(lfirst(lc), mine) == 0)
+			return true;
+	return false;
+}
+
+/* Wake every replication worker of this database. */
+void
+campaign_wake_workers(void)
+{
+	int			i;
+
+	for (i = 0; campaign_workers && i < campaign_nworkers; i++)
+	{
+		volatile CampaignWorkerSlot *w = &campaign_workers[i];
+		Latch	   *latch = w->latch;
+
+		if (latch && w->dboid == MyDatabaseId)
+			SetLatch(latch);
+	}
+}
+
+/*
+ * A transaction that staged rows in the tables relids (and, when unclaimed,
+ * in others) committed: wake the workers serving these tables, or else one
+ * idle worker of the database, or else all of them.
+ */
+static void
+wake_for_commit(const Oid *relids, int nrelids, bool unclaimed)
+{
+	bool		covered = nrelids > 0 && !unclaimed;
+	int			i,
+				j;
+
+	if (campaign_workers == NULL)
 		return;
-	SpinLockAcquire(&campaign_shared->mutex);
-	latch = campaign_shared->worker_latch;
-	SpinLockRelease(&campaign_shared->mutex);
-	if (latch)
-		SetLatch(latch);
+	pg_memory_barrier();
+	for (j = 0; j < nrelids; j++)
+	{
+		bool		found = false;
+
+		for (i = 0; i < campaign_nworkers; i++)
+		{
+			volatile CampaignWorkerSlot *w = &campaign_workers[i];
+			Latch	   *latch = w->latch;
+
+			if (latch && w->dboid == MyDatabaseId && w->serving == relids[j])
+			{
+				SetLatch(latch);
+				found = true;
+			}
+		}
+		covered &= found;
+	}
+	if (covered)
+		return;
+	for (i = 0; i < campaign_nworkers; i++)
+	{
+		volatile CampaignWorkerSlot *w = &campaign_workers[i];
+		Latch	   *latch = w->latch;
+
+		if (latch && w->dboid == MyDatabaseId && !w->in_pass)
+		{
+			SetLatch(latch);
+			return;
+		}
+	}
+	campaign_wake_workers();
 }
 
 static IngestSlot *
@@ -171,12 +297,24 @@ campaign_xact_callback(XactEvent event, void *arg)
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PREPARE)
 		return;
-	if (claims_in_transaction)
+	if (event == XACT_EVENT_COMMIT && wake_at_commit)
+	{
+		IngestSlot *slot = my_ingest_slot();
+		Oid			relids[CAMPAIGN_CLAIMS_PER_XACT];
+		int			nrelids = 0;
+
+		/* Only this backend writes its slot's claims: no lock to read them. */
+		for (; claims_in_transaction && slot && nrelids < slot->nclaims; nrelids++)
+			relids[nrelids] = slot->claims[nrelids].relid;
+		if (claims_in_transaction)
+			release_claims();
+		wake_for_commit(relids, nrelids, staged_unclaimed);
+	}
+	else if (claims_in_transaction)
 		release_claims();
-	if (wake_at_commit && event == XACT_EVENT_COMMIT)
-		campaign_wake_worker();
 	claims_in_transaction = false;
 	wake_at_commit = false;
+	staged_unclaimed = false;
 }
 
 /*
@@ -202,7 +340,9 @@ campaign_stage_nextval(Oid relid, Oid seqid)
 	for (i = 0; i < slot->nclaims; i++)
 		if (slot->claims[i].relid == relid)
 			return failover_nextval(seqid);
-	if (slot->nclaims < CAMPAIGN_CLAIMS_PER_XACT)
+	if (slot->nclaims >= CAMPAIGN_CLAIMS_PER_XACT)
+		staged_unclaimed = true;
+	else
 	{
 		SpinLockAcquire(&slot->mutex);
 		slot->pid = MyProcPid;
@@ -259,6 +399,7 @@ Datum
 notify_worker(PG_FUNCTION_ARGS)
 {
 	campaign_note_staged();
+	staged_unclaimed = true;
 	PG_RETURN_VOID();
 }
 
@@ -313,6 +454,13 @@ replicate_now(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("schema name \"%s\" is too long", campaign_shorten(schema))));
+	if (!database_is_served())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("database \"%s\" is not served by campaign's replication workers",
+						get_database_name(MyDatabaseId)),
+				 errdetail("campaign.database is \"%s\".", campaign_database),
+				 errhint("Add the database to campaign.database and restart the server.")));
 
 	SpinLockAcquire(&campaign_shared->mutex);
 	for (i = 0; i < CAMPAIGN_MAX_REQUESTS; i++)
@@ -321,6 +469,7 @@ replicate_now(PG_FUNCTION_ARGS)
 			req = &campaign_shared->requests[i];
 			memset(req, 0, sizeof(ReplicationRequest));
 			req->in_use = true;
+			req->dboid = MyDatabaseId;
 			strlcpy(req->schema, schema, sizeof(req->schema));
 			break;
 		}
@@ -333,7 +482,7 @@ replicate_now(PG_FUNCTION_ARGS)
 
 	PG_TRY();
 	{
-		campaign_wake_worker();
+		campaign_wake_workers();
 		ConditionVariablePrepareToSleep(&campaign_shared->request_cv);
 		for (;;)
 		{
@@ -347,7 +496,7 @@ replicate_now(PG_FUNCTION_ARGS)
 			/* Wake the worker again in case it started after our request. */
 			if (ConditionVariableTimedSleep(&campaign_shared->request_cv, 1000,
 											PG_WAIT_EXTENSION))
-				campaign_wake_worker();
+				campaign_wake_workers();
 		}
 		ConditionVariableCancelSleep();
 	}
@@ -375,9 +524,15 @@ static void
 define_gucs(void)
 {
 	DefineCustomStringVariable("campaign.database",
-							   "Database whose staging tables the replication worker serves.",
-							   NULL, &campaign_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+							   "Databases whose staging tables the replication workers serve (a comma-separated list).",
+							   "The first one also serves HTTP.",
+							   &campaign_database, "postgres",
+							   PGC_POSTMASTER, GUC_LIST_INPUT, check_database_list, NULL, NULL);
+	DefineCustomIntVariable("campaign.max_workers",
+							"Replication workers of each database of campaign.database.",
+							"A schema is served by one worker at a time; different schemas drain in parallel.",
+							&campaign_max_workers, 2, 1, 64,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 	DefineCustomStringVariable("campaign.cloud_server",
 							   "postgres_fdw foreign server of the cloud database.",
 							   NULL, &campaign_cloud_server, "ffda",
@@ -424,21 +579,39 @@ define_gucs(void)
 	MarkGUCPrefixReserved("campaign");
 }
 
+/*
+ * The pool: campaign.max_workers workers for each database, numbered from 1
+ * within their database; bgw_main_arg is the slot, bgw_extra the database.
+ */
 static void
-register_worker(void)
+register_workers(void)
 {
-	BackgroundWorker worker;
+	ListCell   *lc;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	/* Started on a hot standby too: it idles until the promotion (failover.c). */
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = 1;
-	strcpy(worker.bgw_library_name, "campaign");
-	strcpy(worker.bgw_function_name, "campaign_worker_main");
-	strcpy(worker.bgw_name, "campaign replication worker");
-	strcpy(worker.bgw_type, "campaign replication worker");
-	RegisterBackgroundWorker(&worker);
+	foreach(lc, campaign_database_list())
+	{
+		const char *database = lfirst(lc);
+		int			i;
+
+		for (i = 1; i <= campaign_max_workers; i++)
+		{
+			BackgroundWorker worker;
+
+			memset(&worker, 0, sizeof(worker));
+			worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+			/* Started on a hot standby too: it idles until the promotion (failover.c). */
+			worker.bgw_start_time = BgWorkerStart_ConsistentState;
+			worker.bgw_restart_time = 1;
+			strcpy(worker.bgw_library_name, "campaign");
+			strcpy(worker.bgw_function_name, "campaign_worker_main");
+			snprintf(worker.bgw_name, BGW_MAXLEN, "campaign replication worker %d of %s",
+					 i, database);
+			strcpy(worker.bgw_type, "campaign replication worker");
+			worker.bgw_main_arg = Int32GetDatum(campaign_nworkers++);
+			strlcpy(worker.bgw_extra, database, BGW_EXTRALEN);
+			RegisterBackgroundWorker(&worker);
+		}
+	}
 }
 
 void
@@ -459,7 +632,7 @@ _PG_init(void)
 	shmem_request_hook = campaign_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = campaign_shmem_startup;
-	register_worker();
+	register_workers();
 	campaign_http_register_workers();
 }
 

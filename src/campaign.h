@@ -129,6 +129,7 @@ typedef struct StagingSchema
 typedef struct ReplicationRequest
 {
 	bool		in_use;			/* slot taken by a requester */
+	Oid			dboid;			/* database of the requester */
 	bool		done;			/* set by the worker */
 	bool		failed;
 	char		schema[2 * NAMEDATALEN + 8];	/* "dem:sampleTable" */
@@ -160,10 +161,25 @@ typedef struct IngestSlot
 	IngestClaim claims[CAMPAIGN_CLAIMS_PER_XACT];
 } IngestSlot;
 
+/*
+ * One replication worker of the pool (campaign.max_workers per database of
+ * campaign.database).  Each field has one writer, the worker; readers (the
+ * ingest commits that wake workers, the other workers) read them without a
+ * lock: a stale value costs at most a spurious wake-up, never a lost one,
+ * because a latch once set stays set until its worker starts a new pass.
+ */
+typedef struct CampaignWorkerSlot
+{
+	Latch	   *latch;			/* NULL while the worker does not run */
+	Oid			dboid;			/* its database, once connected */
+	int			pid;
+	bool		in_pass;		/* busy: between two waits */
+	Oid			serving;		/* staging table it replicates, or InvalidOid */
+} CampaignWorkerSlot;
+
 typedef struct CampaignShared
 {
 	slock_t		mutex;			/* protects everything below */
-	Latch	   *worker_latch;	/* NULL while no worker runs */
 	ConditionVariable request_cv;	/* broadcast when a request is done */
 	ReplicationRequest requests[CAMPAIGN_MAX_REQUESTS];
 	IngestSlot	ingest[FLEXIBLE_ARRAY_MEMBER];	/* MaxBackends */
@@ -181,9 +197,13 @@ extern int	campaign_session_timeout;
 extern int	campaign_subscription_interval;
 extern int	campaign_cloud_timeout;
 extern int	campaign_cloud_connect_timeout;
+extern int	campaign_max_workers;
 extern CampaignShared *campaign_shared;
+extern CampaignWorkerSlot *campaign_workers;
+extern int	campaign_nworkers;
+extern List *campaign_database_list(void);
 extern void campaign_require_preload(void);
-extern void campaign_wake_worker(void);
+extern void campaign_wake_workers(void);
 extern void campaign_note_staged(void);
 extern int64 campaign_stage_nextval(Oid relid, Oid seqid);
 extern bool campaign_claim_of(VirtualTransactionId vxid, Oid relid, int64 *first_seq);

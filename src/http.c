@@ -8,7 +8,7 @@
  * listening sockets (every address of campaign.http_listen_addresses; the
  * server does not start when none can be opened, as with its own port) and
  * registers campaign.http_workers workers.  Each worker is a backend
- * connected to campaign.database as the bootstrap superuser; it inherits the
+ * connected to the first database of campaign.database as the bootstrap superuser; it inherits the
  * listening sockets from the postmaster.  A keep-alive connection stays
  * with the worker that accepted it, and a worker serves one request at a
  * time, so connections must spread evenly over the workers: each worker
@@ -966,7 +966,7 @@ campaign_http_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(campaign_database, NULL, 0);
+	BackgroundWorkerInitializeConnection(linitial(campaign_database_list()), NULL, 0);
 	pgstat_report_appname(MyBgworkerEntry->bgw_name);
 
 	MemoryContextSwitchTo(TopMemoryContext);

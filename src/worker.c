@@ -4,22 +4,39 @@
  *	  Background worker that replicates staged rows to the cloud database
  *	  (Campaign's "Replicate Staging data" workflow).
  *
- * One static worker serves the database campaign.database.  Each pass it
+ * A pool of static workers, campaign.max_workers for each database of
+ * campaign.database (campaign.c registers them), serves the staged schemas.
+ * Each pass a worker
  *	  - reads the deployed staged schemas from the registry with their mode:
  *	    "continuous" (replicate whenever rows are pending; ingest commits set
- *	    our latch, so a pass starts within milliseconds), "scheduled" (every
- *	    N, from the last run) or "stopped";
+ *	    a worker's latch, so a pass starts within milliseconds), "scheduled"
+ *	    (every N, from the last run) or "stopped";
  *	  - serves replicate_now() requests from shared memory (campaign.c),
  *	    whatever the mode, and wakes their requesters;
- *	  - replicates each due schema batch after batch (replicate.c) until it
- *	    is caught up, recording each batch in campaign.replication_history
- *	    and logging one line per batch;
- *	  - purges replicated staging rows older than campaign.staging_retention
+ *	  - replicates each due schema it can claim batch after batch
+ *	    (replicate.c), a turn of at most BATCHES_PER_TURN batches, recording
+ *	    each batch in campaign.replication_history and logging one line per
+ *	    batch;
+ *	  - worker 1 of the database also serves the ingestion requests and
+ *	    purges replicated staging rows older than campaign.staging_retention
  *	    and history older than campaign.history_retention.
+ *
+ * A schema is served by one worker at a time, so its changes keep their
+ * order: a worker claims it with a session-level advisory lock (key
+ * SCHEMA_LOCK_CLASS, hash of the schema's name; pg_locks shows it) for its
+ * turn, and other workers pass it by, waking the holder so that it looks
+ * again when its turn ends.  Different schemas drain in parallel; workers
+ * start their pass at different schemas.  Exactly once does not rest on the
+ * claim alone: each batch reads the cloud's watermark FOR UPDATE.  Each
+ * worker shows in pg_stat_activity with its database, its number
+ * (application_name) and the schema it replicates (query).
+ *
  * A failure (cloud down, network, a bug) aborts the local transaction,
  * drops the cloud connection, records the failed batch and retries that
- * schema with exponential backoff (1 s doubling to 60 s); staged rows stay
- * where they are, and ingest is never blocked by the worker.
+ * schema with exponential backoff (1 s doubling to 60 s); the worker keeps
+ * the schema's claim while it backs off, so no other worker retries it
+ * sooner.  Staged rows stay where they are, and ingest is never blocked by
+ * the workers.
  *
  * Signals as worker_spi: SIGHUP reloads the configuration, SIGTERM exits at
  * the next CHECK_FOR_INTERRUPTS.  The worker is restarted by the postmaster
@@ -33,6 +50,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "failover.h"
 #include "miscadmin.h"
@@ -43,6 +61,7 @@
 #include "replicate.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -61,12 +80,17 @@ PGDLLEXPORT void campaign_worker_main(Datum main_arg) pg_attribute_noreturn();
 #define VERSION_CHECK_MS 10000
 /* Batches of one schema in a row before other schemas get their turn. */
 #define BATCHES_PER_TURN 20
+/* First key of the advisory locks that claim schemas ("CAMP"). */
+#define SCHEMA_LOCK_CLASS 0x43414d50
+/* Next look at an ingestion request whose schema another worker holds. */
+#define REQUEST_RETRY_MS 100
 
 /* A deployed staged schema, as one pass sees it. */
 typedef struct WorkerSchema
 {
 	char	   *name;			/* "dem:sampleTable" */
 	char	   *staging;		/* quoted staging table */
+	Oid			relid;			/* the staging table, InvalidOid if gone */
 	bool		due;			/* mode says replicate now */
 	bool		scheduled;
 	int64		replicated_upto;
@@ -79,9 +103,13 @@ typedef struct Backoff
 	char		name[2 * NAMEDATALEN + 8];
 	TimestampTz retry_at;
 	int			delay_ms;
+	uint32		lock_key;		/* the claim kept while backing off */
 } Backoff;
 
 static PGconn *cloud = NULL;
+static CampaignWorkerSlot *me = NULL;	/* our slot of the pool */
+static int	my_number;			/* 1.. within our database */
+static char *my_database;
 static MemoryContext pass_cxt = NULL;	/* reset at every pass */
 
 /*
@@ -97,9 +125,10 @@ static bool requests_recovered = false;	/* interrupted requests marked */
 static void
 worker_detach(int code, Datum arg)
 {
-	SpinLockAcquire(&campaign_shared->mutex);
-	campaign_shared->worker_latch = NULL;
-	SpinLockRelease(&campaign_shared->mutex);
+	me->latch = NULL;
+	me->serving = InvalidOid;
+	me->in_pass = false;
+	me->pid = 0;
 	if (cloud)
 		PQfinish(cloud);
 	cloud = NULL;
@@ -158,9 +187,9 @@ extension_ready(void)
 	if (!said)
 		ereport(LOG,
 				(errmsg("campaign: the library is version %s but the extension in database \"%s\" is version %s; replication waits",
-						CAMPAIGN_VERSION, campaign_database, version),
+						CAMPAIGN_VERSION, my_database, version),
 				 errhint("Run ALTER EXTENSION campaign UPDATE in database \"%s\".",
-						 campaign_database)));
+						 my_database)));
 	said = true;
 	return false;
 }
@@ -237,7 +266,9 @@ load_schemas(void *arg)
 						  "              (last_run_at IS NULL OR last_run_at + every <= now()))"
 						  "              OR (recipients AND pass.due) END,"
 						  "       mode = 'scheduled' OR subscriptions, replicated_upto,"
-						  "       %s"
+						  "       %s,"
+						  "       coalesce(to_regclass(quote_ident(sql_schema) || '.'"
+						  "                            || quote_ident(staging_table))::oid, 0)"
 						  "  FROM (SELECT *, builtin AND namespace = 'nms' AND name = 'subscriptionRcp'"
 						  "               AS subscriptions,"
 						  "               builtin AND namespace = 'nms' AND name = 'recipient'"
@@ -264,6 +295,7 @@ load_schemas(void *arg)
 		s->scheduled = DatumGetBool(SPI_getbinval(t, d, 4, &isnull));
 		s->replicated_upto = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
 		s->replicated_pending = SPI_getvalue(t, d, 6);
+		s->relid = DatumGetObjectId(SPI_getbinval(t, d, 7, &isnull));
 		*schemas = lappend(*schemas, s);
 		MemoryContextSwitchTo(old);
 	}
@@ -433,6 +465,85 @@ purge(void *arg)
 						  NULL, false, 0);
 }
 
+/* ---------- claims of schemas ---------- */
+
+static void
+schema_locktag(LOCKTAG *tag, uint32 key)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, SCHEMA_LOCK_CLASS, key, 2);
+}
+
+static uint32
+schema_lock_key(const char *name)
+{
+	return hash_bytes((const unsigned char *) name, strlen(name));
+}
+
+/*
+ * Claim the schema for this worker (a no-op when we hold it already);
+ * false when another worker holds it: that one is woken, so that it looks
+ * at the schema again when its turn ends.
+ */
+static bool
+claim_schema(WorkerSchema *s)
+{
+	LOCKTAG		tag;
+	int			i;
+
+	schema_locktag(&tag, schema_lock_key(s->name));
+	if (LockHeldByMe(&tag, ExclusiveLock) ||
+		LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL)
+		return true;
+	for (i = 0; s->relid != InvalidOid && i < campaign_nworkers; i++)
+	{
+		volatile CampaignWorkerSlot *w = &campaign_workers[i];
+		Latch	   *latch = w->latch;
+
+		if (latch && w != me && w->dboid == MyDatabaseId && w->serving == s->relid)
+			SetLatch(latch);
+	}
+	return false;
+}
+
+static void
+release_schema_key(uint32 key)
+{
+	LOCKTAG		tag;
+
+	schema_locktag(&tag, key);
+	if (LockHeldByMe(&tag, ExclusiveLock))
+		LockRelease(&tag, ExclusiveLock, true);
+}
+
+static void
+release_schema(WorkerSchema *s)
+{
+	release_schema_key(schema_lock_key(s->name));
+}
+
+/* Claims kept for backoff of schemas that are no longer served go. */
+static void
+release_stale_claims(List *schemas)
+{
+	HASH_SEQ_STATUS seq;
+	Backoff    *b;
+
+	hash_seq_init(&seq, backoffs);
+	while ((b = hash_seq_search(&seq)) != NULL)
+	{
+		ListCell   *lc;
+		bool		served = false;
+
+		foreach(lc, schemas)
+			served |= strcmp(((WorkerSchema *) lfirst(lc))->name, b->name) == 0;
+		if (!served)
+		{
+			release_schema_key(b->lock_key);
+			hash_search(backoffs, b->name, HASH_REMOVE, NULL);
+		}
+	}
+}
+
 static Backoff *
 backoff_of(const char *name, bool create)
 {
@@ -446,6 +557,7 @@ backoff_of(const char *name, bool create)
 	{
 		b->retry_at = 0;
 		b->delay_ms = 0;
+		b->lock_key = schema_lock_key(name);
 	}
 	return b;
 }
@@ -463,7 +575,7 @@ requested(const char *name, bool *slots)
 	{
 		ReplicationRequest *r = &campaign_shared->requests[i];
 
-		slots[i] = r->in_use && !r->done &&
+		slots[i] = r->in_use && !r->done && r->dboid == MyDatabaseId &&
 			(strcmp(r->schema, name) == 0 ||
 			 (strncmp(r->schema, name, len) == 0 && strcmp(r->schema + len, "Stg") == 0));
 		any |= slots[i];
@@ -507,7 +619,7 @@ refuse_unknown_requests(List *schemas)
 		ListCell   *lc;
 		bool		known = false;
 
-		if (!r->in_use || r->done)
+		if (!r->in_use || r->done || r->dboid != MyDatabaseId)
 			continue;
 		foreach(lc, schemas)
 		{
@@ -523,7 +635,7 @@ refuse_unknown_requests(List *schemas)
 			r->failed = true;
 			snprintf(r->error, sizeof(r->error),
 					 "schema \"%s\" is not a deployed staged schema of database \"%s\"",
-					 r->schema, campaign_database);
+					 r->schema, my_database);
 			any = true;
 		}
 	}
@@ -667,6 +779,16 @@ record_failure(MemoryContext cxt, const char *schema, const char *message)
 	return rec.history_id;
 }
 
+/* Say in shared memory and pg_stat_activity which schema we replicate. */
+static void
+serving(WorkerSchema *s)
+{
+	me->serving = s ? s->relid : InvalidOid;
+	pg_memory_barrier();
+	pgstat_report_activity(STATE_RUNNING, s ? psprintf("replicating %s", s->name)
+						   : "looking for staged changes");
+}
+
 /* ---------- ingestion requests ---------- */
 
 #define REQUEST_ABORTED "Ingestion request aborted due to some issue with data ingestion service. Please submit a new request"
@@ -752,7 +874,7 @@ load_requests(void *arg)
  * batch that failed (batchId when its data had been sent).
  */
 static void
-serve_requests(List *schemas)
+serve_requests(List *schemas, long *sleep_ms)
 {
 	List	   *requests = NIL;
 	ListCell   *lc;
@@ -776,6 +898,12 @@ serve_requests(List *schemas)
 			in_transaction(update_request, &u);
 			continue;
 		}
+		if (!claim_schema(s))
+		{
+			*sleep_ms = Min(*sleep_ms, REQUEST_RETRY_MS);
+			continue;
+		}
+		serving(s);
 		in_transaction(update_request, &u);
 		replication_data_sent = false;
 		PG_TRY();
@@ -797,7 +925,37 @@ serve_requests(List *schemas)
 		}
 		PG_END_TRY();
 		in_transaction(update_request, &u);
+		serving(NULL);
+		if (!backoff_of(s->name, false) || backoff_of(s->name, false)->retry_at == 0)
+			release_schema(s);
 	}
+}
+
+/* Purge the schemas no other worker holds. */
+static void
+purge_schemas(List *schemas)
+{
+	List	   *claimed = NIL;
+	ListCell   *lc;
+
+	foreach(lc, schemas)
+		if (claim_schema(lfirst(lc)))
+			claimed = lappend(claimed, lfirst(lc));
+	PG_TRY();
+	{
+		in_transaction(purge, claimed);
+	}
+	PG_FINALLY();
+	{
+		foreach(lc, claimed)
+		{
+			Backoff    *b = backoff_of(((WorkerSchema *) lfirst(lc))->name, false);
+
+			if (!b || b->retry_at == 0)
+				release_schema(lfirst(lc));
+		}
+	}
+	PG_END_TRY();
 }
 
 /* One pass over the schemas; returns the ms until the next pass is due. */
@@ -805,28 +963,33 @@ static long
 worker_pass(void)
 {
 	List	   *schemas = NIL;
-	ListCell   *lc;
 	long		sleep_ms = campaign_naptime;
 	TimestampTz now = GetCurrentTimestamp();
 	bool		slots[CAMPAIGN_MAX_REQUESTS];
+	int			nschemas;
+	int			k;
 
 	if (!extension_ready())
 	{
 		refuse_unknown_requests(NIL);
 		return sleep_ms;
 	}
-	if (!requests_recovered)
+	if (my_number == 1 && !requests_recovered)
 	{
 		in_transaction(abort_interrupted_requests, NULL);
 		requests_recovered = true;
 	}
 	in_transaction(load_schemas, &schemas);
 	refuse_unknown_requests(schemas);
-	serve_requests(schemas);
+	release_stale_claims(schemas);
+	if (my_number == 1)
+		serve_requests(schemas, &sleep_ms);
 
-	foreach(lc, schemas)
+	/* Workers start at different schemas, so that they take different ones. */
+	nschemas = list_length(schemas);
+	for (k = 0; k < nschemas; k++)
 	{
-		WorkerSchema *s = lfirst(lc);
+		WorkerSchema *s = list_nth(schemas, (k + my_number - 1) % nschemas);
 		bool		asked = requested(s->name, slots);
 		Backoff    *b = backoff_of(s->name, false);
 		bool		more = false;
@@ -846,6 +1009,9 @@ worker_pass(void)
 			if (!s->due)
 				continue;
 		}
+		if (!claim_schema(s))
+			continue;
+		serving(s);
 
 		PG_TRY();
 		{
@@ -856,6 +1022,7 @@ worker_pass(void)
 				in_transaction(record_run_end, s);
 			if (b)
 				b->delay_ms = 0, b->retry_at = 0;
+			release_schema(s);
 		}
 		PG_CATCH();
 		{
@@ -871,15 +1038,18 @@ worker_pass(void)
 				b->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), b->delay_ms);
 				sleep_ms = Min(sleep_ms, b->delay_ms);
 			}
+			else
+				release_schema(s);
 		}
 		PG_END_TRY();
+		serving(NULL);
 		if (more)
 			sleep_ms = 0;
 	}
 
-	if (TimestampDifferenceExceeds(last_purge, now, PURGE_INTERVAL_MS))
+	if (my_number == 1 && TimestampDifferenceExceeds(last_purge, now, PURGE_INTERVAL_MS))
 	{
-		in_transaction(purge, schemas);
+		purge_schemas(schemas);
 		last_purge = now;
 	}
 	return sleep_ms;
@@ -890,23 +1060,32 @@ campaign_worker_main(Datum main_arg)
 {
 	HASHCTL		ctl;
 
+	int			slot = DatumGetInt32(main_arg);
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(campaign_database, NULL, 0);
+	my_database = pstrdup(MyBgworkerEntry->bgw_extra);
+	my_number = slot % campaign_max_workers + 1;
+	me = &campaign_workers[slot];
+	BackgroundWorkerInitializeConnection(my_database, NULL, 0);
+	pgstat_report_appname(MyBgworkerEntry->bgw_name);
 	pin_settings();
 
 	ctl.keysize = sizeof(((Backoff *) 0)->name);
 	ctl.entrysize = sizeof(Backoff);
 	backoffs = hash_create("campaign backoff", 16, &ctl, HASH_ELEM | HASH_STRINGS);
 
-	SpinLockAcquire(&campaign_shared->mutex);
-	campaign_shared->worker_latch = MyLatch;
-	SpinLockRelease(&campaign_shared->mutex);
+	me->dboid = MyDatabaseId;
+	me->pid = MyProcPid;
+	me->serving = InvalidOid;
+	me->in_pass = true;
+	pg_memory_barrier();
+	me->latch = MyLatch;
 	before_shmem_exit(worker_detach, (Datum) 0);
 
-	ereport(LOG, (errmsg("campaign replication worker started for database \"%s\"",
-						 campaign_database)));
+	ereport(LOG, (errmsg("campaign replication worker %d started for database \"%s\"",
+						 my_number, my_database)));
 
 	pass_cxt = AllocSetContextCreate(TopMemoryContext, "campaign worker pass",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -927,14 +1106,20 @@ campaign_worker_main(Datum main_arg)
 
 		MemoryContextReset(pass_cxt);
 		MemoryContextSwitchTo(pass_cxt);
-		pgstat_report_activity(STATE_RUNNING, "replicating staged changes");
+		me->in_pass = true;
+		serving(NULL);
 		pass_started = GetCurrentTimestamp();
 		sleep_ms = worker_pass();
 		pgstat_report_activity(STATE_IDLE, NULL);
 
 		if (sleep_ms > 0)
+		{
+			me->in_pass = false;
+			pg_memory_barrier();
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 sleep_ms, PG_WAIT_EXTENSION);
+			me->in_pass = true;
+		}
 
 		/*
 		 * Wake-ups come with every ingest commit: coalesce them, so that
