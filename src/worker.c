@@ -91,6 +91,8 @@ typedef struct WorkerSchema
 	char	   *name;			/* "dem:sampleTable" */
 	char	   *staging;		/* quoted staging table */
 	Oid			relid;			/* the staging table, InvalidOid if gone */
+	bool		subscriptions;	/* nms:subscriptionRcp (the subscription pass) */
+	bool		recipients;		/* nms:recipient, replicated before it */
 	bool		due;			/* mode says replicate now */
 	bool		scheduled;
 	int64		replicated_upto;
@@ -251,8 +253,9 @@ load_schemas(void *arg)
 	/*
 	 * nms:subscriptionRcp is replicated by the subscription pass, every
 	 * campaign.subscription_interval, as if scheduled; the pass replicates
-	 * nms:recipient too, before it (the order below), whatever its mode, so
-	 * that recipients created by subscribe() arrive with their subscriptions.
+	 * nms:recipient too, before it (worker_pass claims both), whatever its
+	 * mode, so that recipients created by subscribe() arrive with their
+	 * subscriptions.
 	 */
 	if (load_schemas_plans[sql_1_0] == NULL)
 		load_schemas_plans[sql_1_0] = kept_plan(psprintf("WITH pass AS (SELECT last_run_at IS NULL"
@@ -268,7 +271,8 @@ load_schemas(void *arg)
 						  "       mode = 'scheduled' OR subscriptions, replicated_upto,"
 						  "       %s,"
 						  "       coalesce(to_regclass(quote_ident(sql_schema) || '.'"
-						  "                            || quote_ident(staging_table))::oid, 0)"
+						  "                            || quote_ident(staging_table))::oid, 0),"
+						  "       subscriptions, recipients"
 						  "  FROM (SELECT *, builtin AND namespace = 'nms' AND name = 'subscriptionRcp'"
 						  "               AS subscriptions,"
 						  "               builtin AND namespace = 'nms' AND name = 'recipient'"
@@ -296,6 +300,8 @@ load_schemas(void *arg)
 		s->replicated_upto = DatumGetInt64(SPI_getbinval(t, d, 5, &isnull));
 		s->replicated_pending = SPI_getvalue(t, d, 6);
 		s->relid = DatumGetObjectId(SPI_getbinval(t, d, 7, &isnull));
+		s->subscriptions = DatumGetBool(SPI_getbinval(t, d, 8, &isnull));
+		s->recipients = DatumGetBool(SPI_getbinval(t, d, 9, &isnull));
 		*schemas = lappend(*schemas, s);
 		MemoryContextSwitchTo(old);
 	}
@@ -990,10 +996,12 @@ worker_pass(void)
 	for (k = 0; k < nschemas; k++)
 	{
 		WorkerSchema *s = list_nth(schemas, (k + my_number - 1) % nschemas);
+		WorkerSchema *recipients = NULL;
 		bool		asked = requested(s->name, slots);
 		Backoff    *b = backoff_of(s->name, false);
 		bool		more = false;
 		int64		applied;
+		ListCell   *lc;
 
 		if (!asked && !s->due)
 			continue;
@@ -1009,12 +1017,32 @@ worker_pass(void)
 			if (!s->due)
 				continue;
 		}
-		if (!claim_schema(s))
+		/* The subscription pass replicates the recipients first. */
+		foreach(lc, schemas)
+			if (s->subscriptions && ((WorkerSchema *) lfirst(lc))->recipients)
+				recipients = lfirst(lc);
+		if (recipients && !claim_schema(recipients))
+		{
+			sleep_ms = Min(sleep_ms, REQUEST_RETRY_MS);
 			continue;
+		}
+		if (!claim_schema(s))
+		{
+			if (recipients)
+				release_schema(recipients);
+			continue;
+		}
 		serving(s);
 
 		PG_TRY();
 		{
+			if (recipients)
+			{
+				bool		ignored;
+
+				replicate_schema(recipients, true, &ignored);
+				release_schema(recipients);
+			}
 			applied = replicate_schema(s, asked, &more);
 			if (asked)
 				finish_requests(slots, applied, NULL);
@@ -1040,6 +1068,8 @@ worker_pass(void)
 			}
 			else
 				release_schema(s);
+			if (recipients)
+				release_schema(recipients);
 		}
 		PG_END_TRY();
 		serving(NULL);

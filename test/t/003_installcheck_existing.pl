@@ -49,8 +49,8 @@ like($plan, qr/--temp-instance=/, 'USE_EXISTING=0 overrides PGPORT');
 my $node = start_local();
 $node->safe_psql('postgres', 'CREATE EXTENSION campaign CASCADE');
 wait_for($node,
-	"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'",
-	'1');
+	"SELECT count(*) = current_setting('campaign.max_workers')::int FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'",
+	't');
 
 my @suite = glob(source_root() . '/sql/*.sql');
 my ($rc, $out) = run_make($tree, 'installcheck', 'TAP_TESTS=',

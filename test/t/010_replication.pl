@@ -292,9 +292,10 @@ is(status('mode, deployed, pending, errors'), 'continuous|t|0|0',
 # The worker, with its own backend type.
 ok( wait_for(
 		$local,
-		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'campaign replication worker' AND datname = 'postgres'",
-		'1', 30),
-	'replication worker shows in pg_stat_activity with its backend_type');
+		"SELECT string_agg(application_name, ',' ORDER BY application_name) FROM pg_stat_activity"
+		  . " WHERE backend_type = 'campaign replication worker' AND datname = 'postgres'",
+		'campaign replication worker 1 of postgres,campaign replication worker 2 of postgres', 30),
+	'the pool (campaign.max_workers = 2) shows in pg_stat_activity: backend_type, database, number');
 
 # ---------------------------------------------------------------- continuous: inserts
 

@@ -52,6 +52,8 @@ my $cloud = start_cloud();
 my $local = start_local(qq{
 campaign.batch_size = 2000
 campaign.staging_retention = '7d'
+# one replication worker (campaign.max_workers): the test kills it by its pid
+campaign.max_workers = 1
 restart_after_crash = on
 });
 

@@ -21,6 +21,8 @@ for my $name (qw(east west))
 	$node->init;
 	$node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'campaign'
+# one replication worker (campaign.max_workers): the test kills it by its pid
+campaign.max_workers = 1
 restart_after_crash = on
 campaign.naptime = '200ms'
 campaign.batch_size = 500

@@ -45,6 +45,8 @@ my $D = 'dem:sampleTable';
 
 my $cloud = start_cloud();
 my $local = start_local(qq{
+# one replication worker (campaign.max_workers): the test kills it by its pid
+campaign.max_workers = 1
 restart_after_crash = on
 campaign.naptime = '200ms'
 campaign.subscription_interval = '3s'

@@ -44,6 +44,8 @@ ok($latest, "campaign.control's default_version is $latest");
 
 my $cloud = start_cloud();
 my $local = start_local(qq{
+# one replication worker (campaign.max_workers): the test kills it by its pid
+campaign.max_workers = 1
 campaign.naptime = '200ms'
 campaign.batch_size = 100
 });

@@ -154,9 +154,9 @@ is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extna
 	$version, "CREATE EXTENSION from the package's files gives version $version");
 ok(wait_for($node,
 		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'",
-		'1'), 'the worker runs');
+		'2'), 'the pool of workers runs (campaign.max_workers = 2)');
 my $pid = $node->safe_psql('postgres',
-	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'");
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'campaign replication worker' LIMIT 1");
 like(slurp_file("/proc/$pid/maps"), qr/\Q$so\E/, 'the worker runs the packaged campaign.so');
 $node->safe_psql('postgres', "SELECT campaign.register_schema(\$x\$${\sample_table_schema()}\$x\$)");
 like($node->safe_psql('postgres',

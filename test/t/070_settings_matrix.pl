@@ -56,6 +56,8 @@ statement_timeout = '100ms'
 });
 $cloud->restart;
 my $local = start_local($unusual . qq{
+# one replication worker (campaign.max_workers): the test kills it by its pid
+campaign.max_workers = 1
 datestyle = 'SQL, DMY'
 intervalstyle = 'sql_standard'
 campaign.naptime = '60s'
