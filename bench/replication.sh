@@ -101,7 +101,9 @@ now() { date +%s.%N; }
 elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 
 # ---------------------------------------------------------------- clusters
-LOCAL_CONF="shared_preload_libraries = 'campaign'"
+# One schema is served by one worker at a time: one worker, whose pid the
+# memory figure follows (bench/pool.sh measures the pool).
+LOCAL_CONF="shared_preload_libraries = 'campaign'"$'\n'"campaign.max_workers = 1"
 [ -z "$BATCH_SIZE" ] || LOCAL_CONF+=$'\n'"campaign.batch_size = $BATCH_SIZE"
 [ -z "$BATCH_MEMORY" ] || LOCAL_CONF+=$'\n'"campaign.batch_memory = $BATCH_MEMORY"
 start_cluster cloud "$CPORT"

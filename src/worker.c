@@ -307,21 +307,38 @@ load_schemas(void *arg)
 	}
 }
 
+/* The kept plan of check_pending, per staging table. */
+typedef struct PendingPlan
+{
+	char		staging[2 * NAMEDATALEN * 2 + 8];	/* quoted, qualified */
+	SPIPlanPtr	plan;
+} PendingPlan;
+
+static HTAB *pending_plans = NULL;
+
 /* Has the schema staged rows the cloud has not got? */
 static void
 check_pending(void *arg)
 {
 	WorkerSchema *s = (WorkerSchema *) arg;
-	Oid			argtypes[2] = {INT8OID, TEXTOID};
 	Datum		args[2] = {Int64GetDatum(s->replicated_upto),
 	CStringGetTextDatum(s->replicated_pending)};
+	PendingPlan *p;
+	bool		found;
 	bool		isnull;
 
-	SPI_execute_with_args(psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE ("
-								   STG_COL_SEQ " > $1 OR " STG_COL_SEQ " = ANY ($2::bigint[]))"
-								   " AND " STG_COL_ERROR " IS NULL)",
-								   s->staging),
-						  2, argtypes, args, NULL, true, 1);
+	/* quoted names of at most NAMEDATALEN - 1 bytes always fit */
+	Assert(strlen(s->staging) < sizeof(p->staging));
+	p = hash_search(pending_plans, s->staging, HASH_ENTER, &found);
+	if (!found)
+		p->plan = NULL;
+	if (p->plan == NULL)
+		p->plan = kept_plan(psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE ("
+									 STG_COL_SEQ " > $1 OR " STG_COL_SEQ " = ANY ($2::bigint[]))"
+									 " AND " STG_COL_ERROR " IS NULL)",
+									 s->staging),
+							2, (Oid[]) {INT8OID, TEXTOID});
+	SPI_execute_plan(p->plan, args, NULL, true, 1);
 	s->due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 										SPI_tuptable->tupdesc, 1, &isnull));
 }
@@ -1105,6 +1122,9 @@ campaign_worker_main(Datum main_arg)
 	ctl.keysize = sizeof(((Backoff *) 0)->name);
 	ctl.entrysize = sizeof(Backoff);
 	backoffs = hash_create("campaign backoff", 16, &ctl, HASH_ELEM | HASH_STRINGS);
+	ctl.keysize = sizeof(((PendingPlan *) 0)->staging);
+	ctl.entrysize = sizeof(PendingPlan);
+	pending_plans = hash_create("campaign pending plans", 16, &ctl, HASH_ELEM | HASH_STRINGS);
 
 	me->dboid = MyDatabaseId;
 	me->pid = MyProcPid;
