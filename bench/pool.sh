@@ -33,7 +33,8 @@ NROWS=${NROWS:-100000}
 COLL=${COLL:-5000}
 ROUNDS=${ROUNDS:-2}
 
-read -r LPORT CPORT < <(free_ports 2 55600 55700 | tr '\n' ' ')
+mapfile -t PORTS < <(free_ports 2 55600 55699)
+LPORT=${PORTS[0]} CPORT=${PORTS[1]}
 trap 'bench_finish $? "$WORK/local" "$WORK/cloud"' EXIT
 start_cluster cloud "$CPORT"
 start_cluster local "$LPORT" "shared_preload_libraries = 'campaign'
@@ -69,13 +70,11 @@ set_workers() {
     done
 }
 
-round=0
-drain() {  # drain WORKERS: prints the seconds
-    local w=$1 s t0 t1
-    round=$((round + 1))
+drain() {  # drain ROUND: prints the seconds
+    local round=$1 s t0 t1
     for s in $SCHEMAS; do lsql "SELECT campaign.stop_replication('dem:$s')" >/dev/null; done
     for s in $SCHEMAS; do
-        lsql "SELECT sum(campaign.xtk_ingest_ext(doc)) FROM (
+        lsql "SELECT campaign.xtk_ingest_ext(doc) FROM (
                 SELECT '<${s}Stg-collection xtkschema=\"dem:${s}Stg\">'
                        || string_agg(format('<${s}Stg _key=\"@id\" id=\"r${round}k%s\" testcol1=\"value %s\" score=\"%s\"/>', g, g, g), '')
                        || '</${s}Stg-collection>' AS doc
@@ -100,11 +99,12 @@ drain() {  # drain WORKERS: prints the seconds
 }
 
 T1=() T2=()
-current=0
+current=0 round=0
 for r in $(seq 1 "$ROUNDS"); do
     for w in $([ $((r % 2)) = 1 ] && echo "1 2" || echo "2 1"); do
         [ "$current" = "$w" ] || { set_workers "$w"; current=$w; }
-        t=$(drain "$w")
+        round=$((round + 1))
+        t=$(drain "$round")
         echo "round $round: max_workers = $w: drained $((4 * NROWS)) changes in $t s (every row once)"
         if [ "$w" = 1 ]; then T1+=("$t"); else T2+=("$t"); fi
     done
