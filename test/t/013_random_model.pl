@@ -122,6 +122,11 @@ subtest 'kill -9 of the replication workers while they drain' => sub {
 		# is stopped, so that a fast worker cannot drain it in between
 		my $lock_kill = $kills % 2 == 0;
 		lq("SELECT campaign.stop_replication('$SCHEMA')");
+		# a worker ends the turn it was in (up to 20 batches) before it
+		# sees the stop
+		wait_for($local,
+			"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'"
+			  . " AND state = 'active' AND query LIKE 'replicating %'", '0', 120);
 		if (pending() < scaled(1000))
 		{
 			$restaged++;
