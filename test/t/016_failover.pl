@@ -54,6 +54,8 @@ my $started = time();
 
 my $cloud = start_cloud();
 my $node1 = start_local(qq{
+# one replication worker (campaign.max_workers): the test follows it by its pid
+campaign.max_workers = 1
 restart_after_crash = on
 campaign.naptime = '100ms'
 campaign.cloud_timeout = '60s'

@@ -1,7 +1,7 @@
 
 # Copyright (c) campaign contributors
 #
-# 015_pool.pl — the pool of replication workers (issue 10, SPEC §12):
+# 017_pool.pl — the pool of replication workers (issue 10, SPEC §12):
 #   - campaign.database is a list (here with a quoted name holding a space
 #     and capitals): each database gets campaign.max_workers workers, shown
 #     in pg_stat_activity with their database and number;
