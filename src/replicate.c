@@ -83,6 +83,8 @@
 #include "replicate.h"
 #include "remote.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "storage/sinvaladt.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -519,19 +521,25 @@ int8_array(int64 *values, int n)
 static int64
 read_changes(Batch *b, int64 hw, int64 upto)
 {
-	Oid			argtypes[3] = {INT8OID, INT8OID, INT8ARRAYOID};
-	Datum		args[3] = {Int64GetDatum(hw), Int64GetDatum(upto),
-	int8_array(b->pending, b->npending)};
+	Oid			argtypes[4] = {INT8OID, INT8OID, INT8ARRAYOID, INT8OID};
+	int64		from = b->npending > 0 ? Min(hw, b->pending[0] - 1) : hw;
+	Datum		args[4] = {Int64GetDatum(hw), Int64GetDatum(upto),
+		int8_array(b->pending, b->npending), Int64GetDatum(from)};
 	SPIPlanPtr	plan;
 	Portal		portal;
 	size_t		memory_limit = (size_t) campaign_batch_memory * 1024;
 	int64		last_seq = hw;
 	bool		full = false;
 
-	/* The rows of (hw, L], and those of the numbers still pending ($3). */
-	plan = SPI_prepare(select_staged_sql(b, "((" STG_COL_SEQ " > $1 AND " STG_COL_SEQ
-										 " <= $2) OR " STG_COL_SEQ " = ANY ($3)) AND "
-										 STG_COL_ERROR " IS NULL"), 3, argtypes);
+	/*
+	 * The rows of (hw, L], and those of the numbers still pending ($3).
+	 * The index scan on _stg_seq starts at the lowest of them ($4): the
+	 * replicated rows before it (kept for campaign.staging_retention) are
+	 * not walked through by every batch of a large backlog.
+	 */
+	plan = SPI_prepare(select_staged_sql(b, STG_COL_SEQ " > $4 AND ((" STG_COL_SEQ " > $1 AND "
+										 STG_COL_SEQ " <= $2) OR " STG_COL_SEQ " = ANY ($3)) AND "
+										 STG_COL_ERROR " IS NULL"), 4, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
 	portal = SPI_cursor_open(NULL, plan, args, NULL, false);
@@ -572,9 +580,21 @@ read_changes(Batch *b, int64 hw, int64 upto)
  * transaction claimed its first number in shared memory (campaign.c): its
  * rows may still come with that number or above.  A writer without a claim
  * (plain SQL, retry_errors(), a prepared transaction) is waited for, as
- * WaitForLockers does.  Returns the lowest first number of the open
- * claims, PG_INT64_MAX when there is none.
+ * WaitForLockers does.  A VACUUM or an autovacuum worker holds a lock that
+ * conflicts too (SHARE UPDATE EXCLUSIVE) but adds no row: it is not waited
+ * for (an autovacuum of a large staging table, throttled by its cost delay,
+ * would hold replication back for minutes).  Returns the lowest first
+ * number of the open claims, PG_INT64_MAX when there is none.
  */
+static bool
+is_vacuum(VirtualTransactionId vxid)
+{
+	PGPROC	   *proc = BackendIdGetProc(vxid.backendId);
+
+	return proc != NULL &&
+		(proc->statusFlags & (PROC_IS_AUTOVACUUM | PROC_IN_VACUUM)) != 0;
+}
+
 static int64
 open_claims_floor(Oid relid)
 {
@@ -586,6 +606,8 @@ open_claims_floor(Oid relid)
 	lockers = GetLockConflicts(&tag, ShareLock, NULL);
 	for (; VirtualTransactionIdIsValid(*lockers); lockers++)
 	{
+		if (is_vacuum(*lockers))
+			continue;
 		for (;;)
 		{
 			int64		first;
