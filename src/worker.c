@@ -243,6 +243,7 @@ kept_plan(const char *sql, int nargs, Oid *argtypes)
 
 static SPIPlanPtr load_schemas_plans[2] = {NULL, NULL};	/* 1.1, 1.0 */
 static SPIPlanPtr load_requests_plan = NULL;
+static SPIPlanPtr record_plans[3] = {NULL, NULL, NULL};	/* history, 1.0, 1.1 */
 
 static void
 load_schemas(void *arg)
@@ -391,29 +392,38 @@ record_batch(void *arg)
 	args[11] = r->error ? CStringGetTextDatum(r->error) : (Datum) 0;
 	nulls[11] = r->error ? ' ' : 'n';
 	args[12] = BoolGetDatum(r->failed);
-	SPI_execute_with_args("INSERT INTO campaign.replication_history"
-						  " (schema_name, started_at, from_seq, upto_seq, rows, inserts, upserts,"
-						  "  updates, deletes, rejected, bytes, outcome, error)"
-						  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-						  "  CASE WHEN $13 THEN 'failed' ELSE 'success' END, $12)"
-						  " RETURNING id",
-						  13, argtypes, args, nulls, false, 0);
+	/* Kept plans: a batch every few milliseconds under a steady load. */
+	if (record_plans[0] == NULL)
+		record_plans[0] = kept_plan("INSERT INTO campaign.replication_history"
+									" (schema_name, started_at, from_seq, upto_seq, rows, inserts, upserts,"
+									"  updates, deletes, rejected, bytes, outcome, error)"
+									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+									"  CASE WHEN $13 THEN 'failed' ELSE 'success' END, $12)"
+									" RETURNING id",
+									13, argtypes);
+	SPI_execute_plan(record_plans[0], args, nulls, false, 0);
 	r->history_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 												SPI_tuptable->tupdesc, 1, &isnull));
-	if (!r->failed && sql_1_0)
-		SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
-							  " last_replicated_at = now()"
-							  " WHERE namespace || ':' || name = $1",
-							  2, (Oid[]) {TEXTOID, INT8OID},
-							  (Datum[]) {args[0], Int64GetDatum(local_upto(res))},
-							  NULL, false, 0);
-	else if (!r->failed)
-		SPI_execute_with_args("UPDATE campaign.schemas SET replicated_upto = $2,"
-							  " replicated_pending = $3::bigint[], last_replicated_at = now()"
-							  " WHERE namespace || ':' || name = $1",
-							  3, (Oid[]) {TEXTOID, INT8OID, TEXTOID},
-							  (Datum[]) {args[0], args[3], CStringGetTextDatum(res->pending)},
-							  NULL, false, 0);
+	if (r->failed)
+		return;
+	if (sql_1_0)
+	{
+		if (record_plans[1] == NULL)
+			record_plans[1] = kept_plan("UPDATE campaign.schemas SET replicated_upto = $2,"
+										" last_replicated_at = now()"
+										" WHERE namespace || ':' || name = $1",
+										2, (Oid[]) {TEXTOID, INT8OID});
+		SPI_execute_plan(record_plans[1], (Datum[]) {args[0], Int64GetDatum(local_upto(res))},
+						 NULL, false, 0);
+		return;
+	}
+	if (record_plans[2] == NULL)
+		record_plans[2] = kept_plan("UPDATE campaign.schemas SET replicated_upto = $2,"
+									" replicated_pending = $3::bigint[], last_replicated_at = now()"
+									" WHERE namespace || ':' || name = $1",
+									3, (Oid[]) {TEXTOID, INT8OID, TEXTOID});
+	SPI_execute_plan(record_plans[2], (Datum[]) {args[0], args[3], CStringGetTextDatum(res->pending)},
+					 NULL, false, 0);
 }
 
 /* Our copy of the cloud's watermark, when it differs. */
