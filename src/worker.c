@@ -334,10 +334,16 @@ check_pending(void *arg)
 	if (!found)
 		p->plan = NULL;
 	if (p->plan == NULL)
-		p->plan = kept_plan(psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE ("
-									 STG_COL_SEQ " > $1 OR " STG_COL_SEQ " = ANY ($2::bigint[]))"
+		/*
+		 * Two EXISTS, not one with an OR: each is an index scan of _stg_seq
+		 * that stops at its first row, where the OR is only a filter over
+		 * every replicated row staging still keeps.
+		 */
+		p->plan = kept_plan(psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE " STG_COL_SEQ " > $1"
+									 " AND " STG_COL_ERROR " IS NULL)"
+									 " OR EXISTS (SELECT 1 FROM %s WHERE " STG_COL_SEQ " = ANY ($2::bigint[])"
 									 " AND " STG_COL_ERROR " IS NULL)",
-									 s->staging),
+									 s->staging, s->staging),
 							2, (Oid[]) {INT8OID, TEXTOID});
 	SPI_execute_plan(p->plan, args, NULL, true, 1);
 	s->due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
