@@ -88,13 +88,20 @@ shared_size(void)
 					mul_size(MaxBackends, sizeof(IngestSlot)));
 }
 
+/* The pool's slots. */
+static Size
+workers_size(void)
+{
+	return mul_size(campaign_nworkers, sizeof(CampaignWorkerSlot));
+}
+
 static void
 campaign_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(MAXALIGN(shared_size()));
-	RequestAddinShmemSpace(MAXALIGN(mul_size(campaign_nworkers, sizeof(CampaignWorkerSlot))));
+	RequestAddinShmemSpace(MAXALIGN(workers_size()));
 	RequestAddinShmemSpace(campaign_throttle_shmem_size());
 	RequestAddinShmemSpace(campaign_http_shmem_size());
 }
@@ -119,11 +126,9 @@ campaign_shmem_startup(void)
 		for (i = 0; i < MaxBackends; i++)
 			SpinLockInit(&campaign_shared->ingest[i].mutex);
 	}
-	campaign_workers = ShmemInitStruct("campaign workers",
-									   mul_size(campaign_nworkers, sizeof(CampaignWorkerSlot)),
-									   &found);
+	campaign_workers = ShmemInitStruct("campaign workers", workers_size(), &found);
 	if (!found)
-		memset(campaign_workers, 0, mul_size(campaign_nworkers, sizeof(CampaignWorkerSlot)));
+		memset(campaign_workers, 0, workers_size());
 	campaign_throttle_shmem_init();
 	campaign_http_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
@@ -199,6 +204,19 @@ database_is_served(void)
 	return false;
 }
 
+/*
+ * The latch of worker i of the pool when it runs and serves this database,
+ * else NULL.  Read without a lock (see CampaignWorkerSlot).
+ */
+Latch *
+campaign_worker_latch(int i)
+{
+	volatile CampaignWorkerSlot *w = &campaign_workers[i];
+	Latch	   *latch = w->latch;
+
+	return latch && w->dboid == MyDatabaseId ? latch : NULL;
+}
+
 /* Wake every replication worker of this database. */
 void
 campaign_wake_workers(void)
@@ -207,10 +225,9 @@ campaign_wake_workers(void)
 
 	for (i = 0; campaign_workers && i < campaign_nworkers; i++)
 	{
-		volatile CampaignWorkerSlot *w = &campaign_workers[i];
-		Latch	   *latch = w->latch;
+		Latch	   *latch = campaign_worker_latch(i);
 
-		if (latch && w->dboid == MyDatabaseId)
+		if (latch)
 			SetLatch(latch);
 	}
 }
@@ -236,10 +253,9 @@ wake_for_commit(const Oid *relids, int nrelids, bool unclaimed)
 
 		for (i = 0; i < campaign_nworkers; i++)
 		{
-			volatile CampaignWorkerSlot *w = &campaign_workers[i];
-			Latch	   *latch = w->latch;
+			Latch	   *latch = campaign_worker_latch(i);
 
-			if (latch && w->dboid == MyDatabaseId && w->serving == relids[j])
+			if (latch && campaign_workers[i].serving == relids[j])
 			{
 				SetLatch(latch);
 				found = true;
@@ -251,10 +267,9 @@ wake_for_commit(const Oid *relids, int nrelids, bool unclaimed)
 		return;
 	for (i = 0; i < campaign_nworkers; i++)
 	{
-		volatile CampaignWorkerSlot *w = &campaign_workers[i];
-		Latch	   *latch = w->latch;
+		Latch	   *latch = campaign_worker_latch(i);
 
-		if (latch && w->dboid == MyDatabaseId && !w->in_pass)
+		if (latch && !campaign_workers[i].in_pass)
 		{
 			SetLatch(latch);
 			return;

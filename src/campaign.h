@@ -203,6 +203,7 @@ extern CampaignWorkerSlot *campaign_workers;
 extern int	campaign_nworkers;
 extern List *campaign_database_list(void);
 extern void campaign_require_preload(void);
+extern Latch *campaign_worker_latch(int i);
 extern void campaign_wake_workers(void);
 extern void campaign_note_staged(void);
 extern int64 campaign_stage_nextval(Oid relid, Oid seqid);

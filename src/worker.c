@@ -535,10 +535,9 @@ claim_schema(WorkerSchema *s)
 		return true;
 	for (i = 0; s->relid != InvalidOid && i < campaign_nworkers; i++)
 	{
-		volatile CampaignWorkerSlot *w = &campaign_workers[i];
-		Latch	   *latch = w->latch;
+		Latch	   *latch = campaign_worker_latch(i);
 
-		if (latch && w != me && w->dboid == MyDatabaseId && w->serving == s->relid)
+		if (latch && &campaign_workers[i] != me && campaign_workers[i].serving == s->relid)
 			SetLatch(latch);
 	}
 	return false;
@@ -599,6 +598,16 @@ backoff_of(const char *name, bool create)
 		b->lock_key = schema_lock_key(name);
 	}
 	return b;
+}
+
+/* A turn on the schema is over: its claim goes, unless it backs off. */
+static void
+end_turn(WorkerSchema *s)
+{
+	Backoff    *b = backoff_of(s->name, false);
+
+	if (b == NULL || b->retry_at == 0)
+		release_schema(s);
 }
 
 /* Take the pending replicate_now() requests of that schema. */
@@ -965,8 +974,7 @@ serve_requests(List *schemas, long *sleep_ms)
 		PG_END_TRY();
 		in_transaction(update_request, &u);
 		serving(NULL);
-		if (!backoff_of(s->name, false) || backoff_of(s->name, false)->retry_at == 0)
-			release_schema(s);
+		end_turn(s);
 	}
 }
 
@@ -987,12 +995,7 @@ purge_schemas(List *schemas)
 	PG_FINALLY();
 	{
 		foreach(lc, claimed)
-		{
-			Backoff    *b = backoff_of(((WorkerSchema *) lfirst(lc))->name, false);
-
-			if (!b || b->retry_at == 0)
-				release_schema(lfirst(lc));
-		}
+			end_turn(lfirst(lc));
 	}
 	PG_END_TRY();
 }
@@ -1051,9 +1054,10 @@ worker_pass(void)
 				continue;
 		}
 		/* The subscription pass replicates the recipients first. */
-		foreach(lc, schemas)
-			if (s->subscriptions && ((WorkerSchema *) lfirst(lc))->recipients)
-				recipients = lfirst(lc);
+		if (s->subscriptions)
+			foreach(lc, schemas)
+				if (((WorkerSchema *) lfirst(lc))->recipients)
+					recipients = lfirst(lc);
 		if (recipients && !claim_schema(recipients))
 		{
 			sleep_ms = Min(sleep_ms, REQUEST_RETRY_MS);
@@ -1184,7 +1188,6 @@ campaign_worker_main(Datum main_arg)
 			pg_memory_barrier();
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 sleep_ms, PG_WAIT_EXTENSION);
-			me->in_pass = true;
 		}
 
 		/*
