@@ -51,45 +51,17 @@ for n in $SIZES; do
     fi
 done
 bench_setup bench/backlog.sh
-mapfile -t PORTS < <(free_ports 2 55600 55699)
-[ "${#PORTS[@]}" -eq 2 ] || exit 1
-LPORT=${PORTS[0]} CPORT=${PORTS[1]}
-SAMPLER_PID=
-trap '[ -z "$SAMPLER_PID" ] || stop_sampler; bench_finish $? "$WORK/cloud" "$WORK/local"' EXIT
-trap 'exit 130' INT TERM
+start_pair 55600 55699 "shared_preload_libraries = 'campaign'
+$(batch_conf)"
 
-LPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$LPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
-CPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$CPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
-lsql() { "${LPSQL[@]}" -At -c "$1"; }
-csql() { "${CPSQL[@]}" -At -c "$1"; }
-now() { date +%s.%N; }
-elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
-per_s() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n / (ms / 1000) }'; }
-fail() { echo "$ME: $*" >&2; exit 1; }
-checkpoint_both() { lsql "CHECKPOINT" >/dev/null; csql "CHECKPOINT" >/dev/null; }
-
-LOCAL_CONF="shared_preload_libraries = 'campaign'"
-[ -z "$BATCH_SIZE" ] || LOCAL_CONF+=$'\n'"campaign.batch_size = $BATCH_SIZE"
-[ -z "$BATCH_MEMORY" ] || LOCAL_CONF+=$'\n'"campaign.batch_memory = $BATCH_MEMORY"
-start_cluster cloud "$CPORT"
-start_cluster local "$LPORT" "$LOCAL_CONF"
-
-SCHEMA_XML='<srcSchema name="sampleTable" namespace="dem"><element name="sampleTable" autopk="true" autouuid="true" autoStg="true"><key name="id" internal="true"><keyfield xpath="@id"/></key><attribute name="id" type="string" length="20"/><attribute name="testcol1" type="string" length="255"/><attribute name="testcol2" type="string" length="255"/><attribute name="score" type="long"/></element></srcSchema>'
-"${LPSQL[@]}" >/dev/null <<EOF
-SET client_min_messages = warning;
-CREATE EXTENSION campaign CASCADE;
-CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$WORK', port '$CPORT', dbname 'postgres');
-CREATE USER MAPPING FOR PUBLIC SERVER ffda;
-SELECT campaign.register_schema('$SCHEMA_XML');
-SELECT campaign.deploy('dem:sampleTable');
-SELECT campaign.stop_replication('dem:sampleTable');
--- The local model of "mixed": what the cloud must hold.
-CREATE TABLE bench_model (id text PRIMARY KEY, testcol1 text, testcol2 text, score integer);
-EOF
+setup_campaign "$CPORT"
+lsql "SELECT campaign.stop_replication('dem:sampleTable')" >/dev/null
+# The local model of "mixed": what the cloud must hold.
+lsql "CREATE TABLE bench_model (id text PRIMARY KEY, testcol1 text, testcol2 text, score integer)"
 csql "CREATE TABLE bench_target (LIKE dem.sampletable INCLUDING ALL)"
 same_shape dem.sampletable bench_target
 
-WPID=$(lsql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'")
+WPID=$(worker_pid)
 [ -n "$WPID" ] || fail "no campaign replication worker running on the local server"
 
 # The changes j in [$1, $2] of a stream of size N: op, id, testcol1,
@@ -186,17 +158,12 @@ for n in $SIZES; do
     checkpoint_both
     idle=$(sed -nE 's/^RssAnon:[[:space:]]+([0-9]+) kB/\1/p' "/proc/$WPID/status")
     start_sampler "$WPID" "$WORK/mem.out"
-    out=$("${LPSQL[@]}" -At <<EOF
-SET statement_timeout = '${DRAIN_TIMEOUT}s';
-\\timing on
-SELECT campaign.replicate_now('dem:sampleTable');
-EOF
-) || fail "the drain of $n rows failed (or took longer than DRAIN_TIMEOUT=$DRAIN_TIMEOUT s)"
+    out=$(timed_drain "$DRAIN_TIMEOUT") || fail "the drain of $n rows failed (or took longer than DRAIN_TIMEOUT=$DRAIN_TIMEOUT s)"
     hwm=$(hwm_kb "$WPID")
     stop_sampler
     read -r _ anon _ <"$WORK/mem.out"
-    drain_ms=$(printf '%s\n' "$out" | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | tail -n1)
-    count=$(printf '%s\n' "$out" | grep -v '^Time: ' | tail -n1)
+    drain_ms=$(timing_ms <<<"$out")
+    count=$(timed_value <<<"$out")
     [ "$count" = "$n" ] || fail "replicate_now returned $count, not $n"
     got=$(csql "SELECT $ROWSUM FROM dem.sampletable")
     [ "$got" = "$want" ] || fail "WRONG CONTENT after the drain of $n: the cloud has (count hash-sum) $got, the model $want"

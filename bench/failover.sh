@@ -43,132 +43,97 @@ mapfile -t PORTS < <(free_ports 3 55600 55699)
 [ "${#PORTS[@]}" -eq 3 ] || exit 1
 PPORT=${PORTS[0]} SPORT=${PORTS[1]} CPORT=${PORTS[2]}
 
-cleanup() {
-    local rc=$?
-    bench_finish "$rc" "$WORK/cloud" "$WORK/primary" "$WORK/standby"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-PPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$PPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
-CPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$CPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
-psql_p() { "${PPSQL[@]}" -At -c "$1"; }
-csql() { "${CPSQL[@]}" -At -c "$1"; }
-now() { date +%s.%N; }
+bench_at_exit "$WORK/cloud" "$WORK/primary" "$WORK/standby"
+# The primary is the local server of bench/lib.sh.
+bench_psql "$PPORT" "$CPORT"
 
 # ---------------------------------------------------------------- clusters
 start_cluster cloud "$CPORT"
 start_cluster primary "$PPORT" "shared_preload_libraries = 'campaign'
 campaign.naptime = '100ms'"
-psql_p "SELECT pg_create_physical_replication_slot('standby1', true)" >/dev/null
+lsql "SELECT pg_create_physical_replication_slot('standby1', true)" >/dev/null
 as_owner "$BINDIR/pg_basebackup" -h "$WORK" -p "$PPORT" -D "$WORK/standby" -R -S standby1 --checkpoint=fast
 as_owner sed -i "s/^port = .*/port = $SPORT/" "$WORK/standby/postgresql.conf"
 as_owner "$BINDIR/pg_ctl" -D "$WORK/standby" -l "$WORK/standby.log" -w start >/dev/null ||
     { cat "$WORK/standby.log" >&2; exit 1; }
 for _ in $(seq 1 100); do
-    [ "$(psql_p "SELECT active FROM pg_replication_slots WHERE slot_name = 'standby1'")" = t ] && break
+    [ "$(lsql "SELECT active FROM pg_replication_slots WHERE slot_name = 'standby1'")" = t ] && break
     sleep 0.1
 done
-[ "$(psql_p "SELECT active FROM pg_replication_slots WHERE slot_name = 'standby1'")" = t ] ||
-    { echo "$ME: the standby does not stream" >&2; exit 1; }
+[ "$(lsql "SELECT active FROM pg_replication_slots WHERE slot_name = 'standby1'")" = t ] ||
+    fail "the standby does not stream"
 
-SCHEMA_XML='<srcSchema name="sampleTable" namespace="dem"><element name="sampleTable" autopk="true" autouuid="true" autoStg="true"><key name="id" internal="true"><keyfield xpath="@id"/></key><attribute name="id" type="string" length="20"/><attribute name="testcol1" type="string" length="255"/><attribute name="testcol2" type="string" length="255"/><attribute name="score" type="long"/></element></srcSchema>'
-"${PPSQL[@]}" >/dev/null <<EOF
-SET client_min_messages = warning;
-CREATE EXTENSION campaign CASCADE;
-CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$WORK', port '$CPORT', dbname 'postgres');
-CREATE USER MAPPING FOR PUBLIC SERVER ffda;
-SELECT campaign.register_schema('$SCHEMA_XML');
-SELECT campaign.deploy('dem:sampleTable');
-CREATE SEQUENCE bench_id;
-EOF
+setup_campaign "$CPORT"
+lsql "CREATE SEQUENCE bench_id"
 
-bench_banner "campaign standby-wait bench" "$(psql_p "SHOW server_version")"
+bench_banner "campaign standby-wait bench" "$(lsql "SHOW server_version")"
 echo "   scratch clusters in $WORK: primary port $PPORT (campaign worker), standby port $SPORT"
 echo "   (streaming, slot standby1, hot standby), cloud port $CPORT; unix sockets; load average $(load_average)"
 echo "   all: shared_buffers=256MB, max_wal_size=4GB, fsync=on, synchronous_commit=on, track_commit_timestamp=on"
 
 set_wait() {  # set_wait on|off
     if [ "$1" = on ]; then
-        psql_p "ALTER SYSTEM SET campaign.synchronized_standby_slots = 'standby1'" >/dev/null
+        lsql "ALTER SYSTEM SET campaign.synchronized_standby_slots = 'standby1'" >/dev/null
     else
-        psql_p "ALTER SYSTEM RESET campaign.synchronized_standby_slots" >/dev/null
+        lsql "ALTER SYSTEM RESET campaign.synchronized_standby_slots" >/dev/null
     fi
-    psql_p "SELECT pg_reload_conf()" >/dev/null
+    lsql "SELECT pg_reload_conf()" >/dev/null
     sleep 0.5
 }
 
 reset_tables() {
-    psql_p "SELECT campaign.stop_replication('dem:sampleTable')" >/dev/null
-    psql_p "TRUNCATE dem.sampletablestg" >/dev/null
+    lsql "SELECT campaign.stop_replication('dem:sampleTable')" >/dev/null
+    lsql "TRUNCATE dem.sampletablestg" >/dev/null
     csql "TRUNCATE dem.sampletable" >/dev/null
-    psql_p "CHECKPOINT" >/dev/null
-    csql "CHECKPOINT" >/dev/null
+    checkpoint_both
 }
 
-# Wait (at most 120 s) until the cloud has the $1 records staged; fail otherwise.
-wait_cloud() {
-    local n
-    for _ in $(seq 1 1200); do
-        n=$(csql "SELECT count(*) FROM dem.sampletable")
-        [ "$n" = "$1" ] && return 0
-        sleep 0.1
-    done
-    echo "$ME: the cloud has $n records, not $1" >&2
-    exit 1
-}
 
 cat >"$WORK/ingest.pgbench" <<'EOF'
 SELECT length(campaign.xtk_ingest('<sampleTableStg id="r' || nextval('bench_id') || '" testcol1="load" testcol2="x" score="1" xtkschema="dem:' || 'sampleTableStg"/>'));
 EOF
-[ "$(id -u)" -ne 0 ] || chown postgres: "$WORK/ingest.pgbench"
+own "$WORK/ingest.pgbench"
 
 run_load() {  # sets TPS LAG_P50 LAG_P99 LAG_MAX
     local n
     reset_tables
-    psql_p "SELECT campaign.start_replication('dem:sampleTable')" >/dev/null
+    lsql "SELECT campaign.start_replication('dem:sampleTable')" >/dev/null
     as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$PPORT" -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_PER_RUN" \
         -f "$WORK/ingest.pgbench" postgres >"$WORK/load.log" 2>&1 || { cat "$WORK/load.log" >&2; exit 1; }
-    TPS=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$WORK/load.log" | awk '{ printf "%.0f", $1 }')
-    n=$(psql_p "SELECT count(*) FROM dem.sampletablestg")
-    wait_cloud "$n"
-    psql_p "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_cloud; CREATE TABLE bench_cloud (id text, committed timestamptz)" >/dev/null
+    TPS=$(pgbench_tps "$WORK/load.log" 0)
+    n=$(lsql "SELECT count(*) FROM dem.sampletablestg")
+    wait_cloud_rows "$n" 120 || fail "the cloud has $(csql "SELECT count(*) FROM dem.sampletable") records, not $n"
+    lsql "SET client_min_messages = warning; DROP TABLE IF EXISTS bench_cloud; CREATE TABLE bench_cloud (id text, committed timestamptz)" >/dev/null
     "${CPSQL[@]}" -c "COPY (SELECT id, pg_xact_commit_timestamp(xmin) FROM dem.sampletable) TO STDOUT" |
-        "${PPSQL[@]}" -c "COPY bench_cloud FROM STDIN"
-    read -r LAG_P50 LAG_P99 LAG_MAX <<<"$(psql_p "WITH l AS (SELECT extract(epoch FROM c.committed - pg_xact_commit_timestamp(s.xmin)) AS v
+        "${LPSQL[@]}" -c "COPY bench_cloud FROM STDIN"
+    read -r LAG_P50 LAG_P99 LAG_MAX <<<"$(lsql "WITH l AS (SELECT extract(epoch FROM c.committed - pg_xact_commit_timestamp(s.xmin)) AS v
                                                  FROM dem.sampletablestg s JOIN bench_cloud c USING (id))
         SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY v))::text, round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY v))::text,
                round(1000 * max(v))::text FROM l" | tr '|' ' ')"
     [ "$(csql "SELECT count(DISTINCT id) FROM dem.sampletable")" = "$n" ] ||
-        { echo "$ME: the cloud does not hold each record once" >&2; exit 1; }
+        fail "the cloud does not hold each record once"
 }
 
 run_drain() {  # sets DRAIN_RPS CATCHUP_MS
-    local c out ms t0
+    local c out t0
     reset_tables
     for c in $(seq 0 9); do
-        psql_p "SELECT length(campaign.xtk_ingest((SELECT '<sampleTableStg-collection xtkschema=\"dem:sampleTableStg\">' || string_agg(format('<sampleTableStg id=\"d%s\" testcol1=\"value %s\" testcol2=\"other %s\" score=\"%s\"/>', i, i, i, i), '') || '</sampleTableStg-collection>' FROM generate_series($((c * NROWS / 10 + 1)), $(((c + 1) * NROWS / 10))) i)))" >/dev/null
+        lsql "SELECT length(campaign.xtk_ingest((SELECT '<sampleTableStg-collection xtkschema=\"dem:sampleTableStg\">' || string_agg(format('<sampleTableStg id=\"d%s\" testcol1=\"value %s\" testcol2=\"other %s\" score=\"%s\"/>', i, i, i, i), '') || '</sampleTableStg-collection>' FROM generate_series($((c * NROWS / 10 + 1)), $(((c + 1) * NROWS / 10))) i)))" >/dev/null
     done
-    psql_p "VACUUM ANALYZE dem.sampletablestg" >/dev/null
+    lsql "VACUUM ANALYZE dem.sampletablestg" >/dev/null
     # The standby first receives the staged rows (their WAL): the drain
     # then measures what the wait adds per batch, not that catch-up.
     t0=$(now)
     for _ in $(seq 1 1200); do
-        [ "$(psql_p "SELECT restart_lsn >= pg_current_wal_flush_lsn() FROM pg_replication_slots WHERE slot_name = 'standby1'")" = t ] && break
+        [ "$(lsql "SELECT restart_lsn >= pg_current_wal_flush_lsn() FROM pg_replication_slots WHERE slot_name = 'standby1'")" = t ] && break
         sleep 0.1
     done
     CATCHUP_MS=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { printf "%.0f", (b - a) * 1000 }')
-    out=$("${PPSQL[@]}" -At <<EOF
-\\timing on
-SELECT campaign.replicate_now('dem:sampleTable');
-EOF
-)
-    [ "$(printf '%s\n' "$out" | grep -v '^Time: ' | tail -n1)" = "$NROWS" ] ||
-        { echo "$ME: replicate_now did not replicate $NROWS rows: $out" >&2; exit 1; }
+    out=$(timed_drain)
+    [ "$(timed_value <<<"$out")" = "$NROWS" ] || fail "replicate_now did not replicate $NROWS rows: $out"
     [ "$(csql "SELECT count(DISTINCT id) FROM dem.sampletable")" = "$NROWS" ] ||
-        { echo "$ME: the cloud does not hold the $NROWS records once each" >&2; exit 1; }
-    ms=$(printf '%s\n' "$out" | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | tail -n1)
-    DRAIN_RPS=$(awk -v n="$NROWS" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+        fail "the cloud does not hold the $NROWS records once each"
+    DRAIN_RPS=$(per_s "$NROWS" "$(timing_ms <<<"$out")")
 }
 
 declare -A R
@@ -184,7 +149,7 @@ for r in $(seq 1 "$REPEAT"); do
         printf '   %-6s %-5s %10s %8s ms %8s ms %8s ms %12s %12s\n' "$r" "$w" "$TPS" "$LAG_P50" "$LAG_P99" "$LAG_MAX" "$DRAIN_RPS" "$CATCHUP_MS"
     done
 done
-failed=$(psql_p "SELECT count(*) FROM campaign.replication_history WHERE outcome = 'failed'")
+failed=$(lsql "SELECT count(*) FROM campaign.replication_history WHERE outcome = 'failed'")
 
 med() { printf '%s\n' $1 | median 0; }
 echo

@@ -41,46 +41,26 @@ CLIENTS=${CLIENTS:-4}
 bench_setup bench/http.sh
 command -v wrk >/dev/null || { echo "bench/http.sh: wrk is not installed (bash scripts/install-deps.sh bench)" >&2; exit 1; }
 DATA=$WORK/data
-LOG=$WORK/server.log
 read -r PORT HTTP_PORT < <(free_ports 2 55500 55599 | paste -sd' ')
 WRK_LUA=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/http_wrk.lua
-
-cleanup() {
-    local rc=$?
-    bench_finish "$rc" "$DATA"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-PSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$PORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
-sql() { "${PSQL[@]}" -At -c "$1"; }
+bench_at_exit "$DATA"
+bench_psql "$PORT"
 
 # ---------------------------------------------------------------- cluster
-as_owner "$BINDIR/initdb" -D "$DATA" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-cat >>"$DATA/postgresql.conf" <<EOF
-# bench/http.sh: the same server for both sides
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'campaign'
-max_worker_processes = 16
-shared_buffers = 256MB
-max_wal_size = 4GB
-fsync = on
-synchronous_commit = on
+# The same server for both sides.
+start_cluster data "$PORT" "shared_preload_libraries = 'campaign'
+track_commit_timestamp = off
 campaign.http_port = $HTTP_PORT
 campaign.http_listen_addresses = '127.0.0.1'
-campaign.http_workers = $CLIENTS
-EOF
-as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null || { cat "$LOG" >&2; exit 1; }
+campaign.http_workers = $CLIENTS"
 
-sql "SET client_min_messages = warning; CREATE EXTENSION campaign CASCADE" >/dev/null
-sql "SELECT campaign.register_schema('<srcSchema name=\"sampleTable\" namespace=\"dem\" label=\"Sample table\"><element name=\"sampleTable\" autopk=\"true\" autouuid=\"true\" autoStg=\"true\"><key name=\"id\" internal=\"true\"><keyfield xpath=\"@id\"/></key><attribute name=\"id\" type=\"string\" length=\"20\" label=\"External id\"/><attribute name=\"testcol1\" type=\"string\" length=\"255\"/><attribute name=\"testcol2\" type=\"string\" length=\"255\"/><attribute name=\"score\" type=\"long\"/><attribute name=\"notes\" type=\"memo\"/></element></srcSchema>')" >/dev/null
-sql "CREATE ROLE bench_api LOGIN PASSWORD 'bench secret' IN ROLE campaign_ingest; GRANT INSERT ON dem.sampletablestg TO bench_api"
+lsql "SET client_min_messages = warning; CREATE EXTENSION campaign CASCADE" >/dev/null
+lsql "SELECT campaign.register_schema('<srcSchema name=\"sampleTable\" namespace=\"dem\" label=\"Sample table\"><element name=\"sampleTable\" autopk=\"true\" autouuid=\"true\" autoStg=\"true\"><key name=\"id\" internal=\"true\"><keyfield xpath=\"@id\"/></key><attribute name=\"id\" type=\"string\" length=\"20\" label=\"External id\"/><attribute name=\"testcol1\" type=\"string\" length=\"255\"/><attribute name=\"testcol2\" type=\"string\" length=\"255\"/><attribute name=\"score\" type=\"long\"/><attribute name=\"notes\" type=\"memo\"/></element></srcSchema>')" >/dev/null
+lsql "CREATE ROLE bench_api LOGIN PASSWORD 'bench secret' IN ROLE campaign_ingest; GRANT INSERT ON dem.sampletablestg TO bench_api"
 
 URL="http://127.0.0.1:$HTTP_PORT/nl/jsp/soaprouter.jsp"
 for _ in $(seq 1 100); do
-    [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'campaign http worker'")" = "$CLIENTS" ] && break
+    [ "$(lsql "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'campaign http worker'")" = "$CLIENTS" ] && break
     sleep 0.1
 done
 TOKEN=$(curl -sS -H 'Content-Type: text/xml' --data-binary @- "$URL" <<'EOF' | sed -nE 's/.*<pstrSessionToken[^>]*>([^<]+)<.*/\1/p'
@@ -89,20 +69,15 @@ EOF
 )
 [ -n "$TOKEN" ] || { echo "bench/http.sh: Logon over HTTP failed" >&2; exit 1; }
 
-bench_banner "campaign HTTP bench" "$(sql "SHOW server_version")"
+bench_banner "campaign HTTP bench" "$(lsql "SHOW server_version")"
 echo "   scratch cluster $DATA, port $PORT, HTTP on 127.0.0.1:$HTTP_PORT with $CLIENTS workers; fsync=on, synchronous_commit=on"
 echo "   load average at start: $(load_average) (other load on the machine makes the figures noisy)"
 
-cat >"$WORK/ingest.pgbench" <<'EOF'
-\set id random(1, 2000000000)
-\set score random(0, 1000000)
-SELECT campaign.xtk_ingest('<sampleTableStg id="' || :id || '" testcol1="value-' || :id || ' lorem ipsum" testcol2="second column ' || :score || ' with some text" score="' || :score || '" xtkschema="dem:' || 'sampleTableStg"/>');
-EOF
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK/ingest.pgbench"; fi
+write_ingest_pgbench "$WORK/ingest.pgbench"
 
 reset_table() {
-    sql "TRUNCATE dem.sampletablestg" >/dev/null
-    sql "CHECKPOINT" >/dev/null
+    lsql "TRUNCATE dem.sampletablestg" >/dev/null
+    lsql "CHECKPOINT" >/dev/null
 }
 
 run_http() {  # run_http ROUND -> prints TPS
@@ -111,7 +86,7 @@ run_http() {  # run_http ROUND -> prints TPS
     wrk -t "$CLIENTS" -c "$CLIENTS" -d "${DURATION}s" --timeout 30s -s "$WRK_LUA" "$URL" -- "$TOKEN" \
         >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
     if ! grep -q ' failed 0 ' "$log"; then cat "$log" >&2; exit 1; fi
-    staged=$(sql "SELECT count(*) FROM dem.sampletablestg")
+    staged=$(lsql "SELECT count(*) FROM dem.sampletablestg")
     awk -v s="$staged" -v c="$CLIENTS" '/^requests/ {
             if (s < $2 || s > $2 + c) { print "bench/http.sh: " $2 " answers but " s " rows staged" > "/dev/stderr"; exit 1 }
             printf "%.1f\n", $8 }' "$log"
@@ -122,7 +97,7 @@ run_sql() {  # run_sql ROUND -> prints TPS
     reset_table
     as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -M prepared -c "$CLIENTS" -j "$CLIENTS" \
         -T "$DURATION" -f "$WORK/ingest.pgbench" postgres >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
-    sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$log" | awk '{ printf "%.1f\n", $1 }'
+    pgbench_tps "$log"
 }
 
 echo

@@ -92,20 +92,8 @@ mapfile -t PORTS < <(free_ports 2 55400 55499)
 PORT=${PORTS[0]} CPORT=${PORTS[1]}
 section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
-SAMPLER_PID=
-cleanup() {
-    local rc=$?
-    [ -z "$SAMPLER_PID" ] || kill "$SAMPLER_PID" 2>/dev/null || true
-    # The cloud first: a worker waiting on it then gets an error at once.
-    bench_finish "$rc" "$WORK/cloud" "$WORK/local"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-PSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$PORT" -d bench -v ON_ERROR_STOP=1 -P pager=off)
-CPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$CPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
-sql() { "${PSQL[@]}" -At -c "$1"; }
-csql() { "${CPSQL[@]}" -At -c "$1"; }
+bench_at_exit "$WORK/cloud" "$WORK/local"
+bench_psql "$PORT" "$CPORT" bench
 
 # ---------------------------------------------------------------- cluster
 # The worker serves database bench, where the extension is.
@@ -114,43 +102,39 @@ campaign.database = 'bench'
 max_connections = $(( $(printf '%s\n' $CLIENT_COUNTS "$CPU_CLIENTS" | sort -n | tail -n1) + 20 ))"
 as_owner "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
 
-sql "SET client_min_messages = warning; CREATE EXTENSION campaign CASCADE" >/dev/null
-sql "SELECT campaign.register_schema('<srcSchema name=\"sampleTable\" namespace=\"dem\" label=\"Sample table\"><element name=\"sampleTable\" autopk=\"true\" autouuid=\"true\" autoStg=\"true\"><key name=\"id\" internal=\"true\"><keyfield xpath=\"@id\"/></key><attribute name=\"id\" type=\"string\" length=\"20\" label=\"External id\"/><attribute name=\"testcol1\" type=\"string\" length=\"255\"/><attribute name=\"testcol2\" type=\"string\" length=\"255\"/><attribute name=\"score\" type=\"long\"/><attribute name=\"notes\" type=\"memo\"/></element></srcSchema>')" >/dev/null
-sql "CREATE TABLE bench_copy (LIKE dem.sampletablestg INCLUDING ALL)"
+lsql "SET client_min_messages = warning; CREATE EXTENSION campaign CASCADE" >/dev/null
+lsql "SELECT campaign.register_schema('<srcSchema name=\"sampleTable\" namespace=\"dem\" label=\"Sample table\"><element name=\"sampleTable\" autopk=\"true\" autouuid=\"true\" autoStg=\"true\"><key name=\"id\" internal=\"true\"><keyfield xpath=\"@id\"/></key><attribute name=\"id\" type=\"string\" length=\"20\" label=\"External id\"/><attribute name=\"testcol1\" type=\"string\" length=\"255\"/><attribute name=\"testcol2\" type=\"string\" length=\"255\"/><attribute name=\"score\" type=\"long\"/><attribute name=\"notes\" type=\"memo\"/></element></srcSchema>')" >/dev/null
+lsql "CREATE TABLE bench_copy (LIKE dem.sampletablestg INCLUDING ALL)"
 
-bench_banner "campaign ingest bench" "$(sql "SHOW server_version")"
+bench_banner "campaign ingest bench" "$(lsql "SHOW server_version")"
 echo "   scratch cluster $WORK/local, port $PORT; shared_buffers=256MB, max_wal_size=4GB, fsync=on, synchronous_commit=on, track_commit_timestamp=on"
 LOAD_START=$(load_average)
 echo "   load average at start: $LOAD_START (the other side of each ratio runs right next to it, but other load on the machine makes the figures noisy)"
 
 reset_tables() {
-    sql "TRUNCATE dem.sampletablestg, bench_copy" >/dev/null
-    sql "CHECKPOINT" >/dev/null
+    lsql "TRUNCATE dem.sampletablestg, bench_copy" >/dev/null
+    lsql "CHECKPOINT" >/dev/null
 }
 
 
 # ---------------------------------------------------------------- (1) pgbench
-cat >"$WORK/ingest.pgbench" <<'EOF'
-\set id random(1, 2000000000)
-\set score random(0, 1000000)
-SELECT campaign.xtk_ingest('<sampleTableStg id="' || :id || '" testcol1="value-' || :id || ' lorem ipsum" testcol2="second column ' || :score || ' with some text" score="' || :score || '" xtkschema="dem:' || 'sampleTableStg"/>');
-EOF
+write_ingest_pgbench "$WORK/ingest.pgbench"
 cat >"$WORK/insert.pgbench" <<'EOF'
 \set id random(1, 2000000000)
 \set score random(0, 1000000)
 INSERT INTO dem.sampletablestg(_uuid, _operation, _carried, id, testcol1, testcol2, score) VALUES (gen_random_uuid(), 'insert', '{id,testcol1,testcol2,score}', :id, 'value-' || :id || ' lorem ipsum', 'second column ' || :score || ' with some text', :score);
 EOF
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"/*.pgbench; fi
+own "$WORK/insert.pgbench"
 
 # A quick functional check of both scripts (and of the row they write).
 for s in ingest insert; do
     as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -M prepared -t 3 -f "$WORK/$s.pgbench" bench \
         >"$WORK/check-$s.log" 2>&1 || { cat "$WORK/check-$s.log" >&2; exit 1; }
 done
-if [ "$(sql "SELECT count(DISTINCT (_operation, _carried::text, _key IS NULL, notes IS NULL)) FROM dem.sampletablestg")" != 1 ] ||
-   [ "$(sql "SELECT count(*) FROM dem.sampletablestg")" != 6 ]; then
+if [ "$(lsql "SELECT count(DISTINCT (_operation, _carried::text, _key IS NULL, notes IS NULL)) FROM dem.sampletablestg")" != 1 ] ||
+   [ "$(lsql "SELECT count(*) FROM dem.sampletablestg")" != 6 ]; then
     echo "bench/ingest.sh: the two pgbench scripts do not write the same kind of row:" >&2
-    sql "SELECT * FROM dem.sampletablestg" >&2
+    lsql "SELECT * FROM dem.sampletablestg" >&2
     exit 1
 fi
 
@@ -159,7 +143,7 @@ run_pgbench() {  # run_pgbench SCRIPT CLIENTS ROUND -> prints TPS
     reset_tables
     as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT" -M prepared -c "$2" -j "$(( $2 < 2 ? $2 : 2 ))" \
         -T "$DURATION" -f "$WORK/$1.pgbench" bench >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
-    sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$log" | awk '{ printf "%.1f\n", $1 }'
+    pgbench_tps "$log"
 }
 
 declare -A ING_TPS INS_TPS PAIR
@@ -230,15 +214,7 @@ as_owner awk -v n="$NROWS" -v xml="$WORK/collection.xml" -v tsv="$WORK/copy.tsv"
 XML_BYTES=$(stat -c %s "$WORK/collection.xml")
 TSV_BYTES=$(stat -c %s "$WORK/copy.tsv")
 
-time_ms() {  # time_ms SQL -> prints the statement's milliseconds (psql \timing)
-    local out
-    out=$("${PSQL[@]}" -At <<EOF
-\\timing on
-$1
-EOF
-)
-    printf '%s\n' "$out" | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | tail -n1
-}
+time_ms() { timed_sql "$1" | timing_ms; }  # time_ms SQL -> the statement's ms
 
 COPY_SQL="COPY bench_copy (_uuid, _operation, _key, _carried, _lastmodified, _stg_error, id, testcol1, testcol2, score) FROM '$WORK/copy.tsv'"
 INGEST_SQL="SELECT length(campaign.xtk_ingest(pg_read_file('$WORK/collection.xml')))"
@@ -251,17 +227,17 @@ ING_MS=() COPY_MS=()
 for r in $(seq 1 "$REPEAT"); do
     reset_tables
     a=$(time_ms "$INGEST_SQL")
-    n=$(sql "SELECT count(*) FROM dem.sampletablestg")
+    n=$(lsql "SELECT count(*) FROM dem.sampletablestg")
     [ "$n" = "$NROWS" ] || { echo "bench/ingest.sh: xtk_ingest staged $n rows, not $NROWS" >&2; exit 1; }
     reset_tables
     b=$(time_ms "$COPY_SQL")
-    n=$(sql "SELECT count(*) FROM bench_copy")
+    n=$(lsql "SELECT count(*) FROM bench_copy")
     [ "$n" = "$NROWS" ] || { echo "bench/ingest.sh: COPY loaded $n rows, not $NROWS" >&2; exit 1; }
     ING_MS+=("$a") COPY_MS+=("$b")
     printf '    %-8s %16s %16s\n' "$r" "$a" "$b"
 done
 # Same content on both sides (apart from the generated _uuid, _stg_seq, _lastmodified).
-same=$(sql "SELECT count(*) FROM (SELECT _operation, _key, _carried, _stg_error, id, testcol1, testcol2, score, notes FROM dem.sampletablestg
+same=$(lsql "SELECT count(*) FROM (SELECT _operation, _key, _carried, _stg_error, id, testcol1, testcol2, score, notes FROM dem.sampletablestg
                                    EXCEPT ALL
                                    SELECT _operation, _key, _carried, _stg_error, id, testcol1, testcol2, score, notes FROM bench_copy) d")
 [ "$same" = 0 ] || { echo "bench/ingest.sh: ingested and copied rows differ ($same rows)" >&2; exit 1; }
@@ -275,8 +251,8 @@ if [ "$NOISY2" = yes ] && [ "$REPEAT" -ge 3 ]; then
     echo "    note: xtk_ingest times vary a lot from run to run (best is kept)"
 fi
 echo "    ratio COPY_time/ingest_time = $R2  (floor 0.50, goal 0.80): $V2"
-ING_RPS=$(awk -v n="$NROWS" -v ms="$ING_BEST" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
-COPY_RPS=$(awk -v n="$NROWS" -v ms="$COPY_BEST" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+ING_RPS=$(per_s "$NROWS" "$ING_BEST")
+COPY_RPS=$(per_s "$NROWS" "$COPY_BEST")
 fi
 
 # ---------------------------------------------------------------- worker CPU
@@ -288,7 +264,7 @@ worker_sampler() {
     local out=$1 round=0 pid stat
     while [ ! -e "$WORK/sampler.stop" ]; do
         round=$((round + 1))
-        for pid in $(sql "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE 'campaign replication%'"); do
+        for pid in $(lsql "SELECT pid FROM pg_stat_activity WHERE backend_type LIKE 'campaign replication%'"); do
             stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
             stat=${stat##*) }
             # shellcheck disable=SC2086
@@ -332,7 +308,7 @@ cpu_under_load() {  # cpu_under_load NAME SCRIPT SYNCHRONOUS_COMMIT [PGBENCH OPT
     sampler_start "$WORK/cpu-$name.samples"
     wait "$pgb" || { cat "$WORK/pgbench-$name.log" >&2; exit 1; }
     cores=$(sampler_stop "$WORK/cpu-$name.samples")
-    echo "$cores $(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$WORK/pgbench-$name.log" | awk '{ printf "%.1f", $1 }')"
+    echo "$cores $(pgbench_tps "$WORK/pgbench-$name.log")"
 }
 
 cpu_verdict() { awk -v c="$1" -v g="$2" 'BEGIN { print (c == "-" ? "not measured" : (c <= g ? "goal met" : "ABOVE GOAL")) }'; }
@@ -355,7 +331,7 @@ if section 4; then
     echo "    pgbench -M prepared -c $CPU_CLIENTS --rate $RATE -T $((WARMUP + CPU_SECONDS)) (workers sampled after the first $WARMUP s),"
     echo "    ingest sessions with synchronous_commit = $STEADY_SYNC_COMMIT"
     start_cluster cloud "$CPORT"
-    "${PSQL[@]}" >/dev/null <<EOF
+    "${LPSQL[@]}" >/dev/null <<EOF
 SET client_min_messages = warning;
 CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$WORK', port '$CPORT', dbname 'postgres');
 CREATE USER MAPPING FOR PUBLIC SERVER ffda;
@@ -366,27 +342,23 @@ EOF
     cat >"$WORK/rate.pgbench" <<'EOF'
 SELECT length(campaign.xtk_ingest('<sampleTableStg id="r' || nextval('bench_rate_id') || '" testcol1="steady load" testcol2="second column with some text" score="1" xtkschema="dem:' || 'sampleTableStg"/>'));
 EOF
-    [ "$(id -u)" -ne 0 ] || chown postgres: "$WORK/rate.pgbench"
-    sql "CHECKPOINT" >/dev/null; csql "CHECKPOINT" >/dev/null
-    hist_from=$(sql "SELECT coalesce(max(id), 0) FROM campaign.replication_history")
+    own "$WORK/rate.pgbench"
+    checkpoint_both
+    hist_from=$(lsql "SELECT coalesce(max(id), 0) FROM campaign.replication_history")
     read -r CPU4 NW4 TPS4 <<<"$(cpu_under_load steady rate "$STEADY_SYNC_COMMIT" --rate "$RATE")"
     V4=$(cpu_verdict "$CPU4" 0.2)
-    NLAG=$(sql "SELECT count(*) FROM dem.sampletablestg")
-    # Wait (at most 60 s) until the cloud has every record.
-    for _ in $(seq 1 600); do
-        [ "$(csql "SELECT count(*) FROM dem.sampletable")" = "$NLAG" ] && break
-        sleep 0.1
-    done
-    sql "CREATE TABLE bench_lag_cloud (id text, committed timestamptz)" >/dev/null
+    NLAG=$(lsql "SELECT count(*) FROM dem.sampletablestg")
+    wait_cloud_rows "$NLAG" 60 || true   # a shortfall is reported below
+    lsql "CREATE TABLE bench_lag_cloud (id text, committed timestamptz)" >/dev/null
     "${CPSQL[@]}" -c "COPY (SELECT id, pg_xact_commit_timestamp(xmin) FROM dem.sampletable) TO STDOUT" |
-        "${PSQL[@]}" -c "COPY bench_lag_cloud FROM STDIN"
-    read -r LAG_N LAG_P50 LAG_P99 LAG_MAX <<<"$(sql "
+        "${LPSQL[@]}" -c "COPY bench_lag_cloud FROM STDIN"
+    read -r LAG_N LAG_P50 LAG_P99 LAG_MAX <<<"$(lsql "
         WITH l AS (SELECT extract(epoch FROM c.committed - pg_xact_commit_timestamp(s.xmin)) AS lag
                      FROM dem.sampletablestg s JOIN bench_lag_cloud c USING (id))
         SELECT count(*), round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY lag)),
                round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY lag)), round(1000 * max(lag))
           FROM l" | tr '|' ' ')"
-    LAG_BATCHES=$(sql "SELECT count(*) || ' batches, ' || round(avg(rows), 1) || ' rows and '
+    LAG_BATCHES=$(lsql "SELECT count(*) || ' batches, ' || round(avg(rows), 1) || ' rows and '
                               || round(1000 * extract(epoch FROM avg(finished_at - started_at)), 1) || ' ms per batch on average'
                          FROM campaign.replication_history WHERE id > $hist_from AND outcome = 'success'")
     VL=$(awk -v p="$LAG_P99" 'BEGIN { print (p == "" ? "not measured" : (p < 100 ? "goal met" : "ABOVE GOAL")) }')

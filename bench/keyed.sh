@@ -122,36 +122,13 @@ FILLFACTOR=${FILLFACTOR:-50}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-600}
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_setup bench/keyed.sh
-mapfile -t PORTS < <(free_ports 2 55700 55799)
-[ "${#PORTS[@]}" -eq 2 ] || exit 1
-LPORT=${PORTS[0]} CPORT=${PORTS[1]}
-trap 'bench_finish $? "$WORK/cloud" "$WORK/local"' EXIT
-trap 'exit 130' INT TERM
-
-LPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$LPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
-CPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$CPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
-lsql() { "${LPSQL[@]}" -At -c "$1"; }
-csql() { "${CPSQL[@]}" -At -c "$1"; }
-now() { date +%s.%N; }
-elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
-per_s() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n / (ms / 1000) }'; }
-fail() { echo "$ME: $*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- servers
-start_cluster cloud "$CPORT" "shared_preload_libraries = 'pg_stat_statements'"
-start_cluster local "$LPORT" "shared_preload_libraries = 'campaign'
-wal_level = logical"
+start_pair 55700 55799 "shared_preload_libraries = 'campaign'
+wal_level = logical" "shared_preload_libraries = 'pg_stat_statements'"
 
-SCHEMA_XML='<srcSchema name="sampleTable" namespace="dem"><element name="sampleTable" autopk="true" autouuid="true" autoStg="true"><key name="id" internal="true"><keyfield xpath="@id"/></key><attribute name="id" type="string" length="20"/><attribute name="testcol1" type="string" length="255"/><attribute name="testcol2" type="string" length="255"/><attribute name="score" type="long"/></element></srcSchema>'
-"${LPSQL[@]}" >/dev/null <<EOF
-SET client_min_messages = warning;
-CREATE EXTENSION campaign CASCADE;
-CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$WORK', port '$CPORT', dbname 'postgres');
-CREATE USER MAPPING FOR PUBLIC SERVER ffda;
-SELECT campaign.register_schema('$SCHEMA_XML');
-SELECT campaign.deploy('dem:sampleTable', fillfactor => $FILLFACTOR);
-SELECT campaign.stop_replication('dem:sampleTable');
-EOF
+setup_campaign "$CPORT" ", fillfactor => $FILLFACTOR"
+lsql "SELECT campaign.stop_replication('dem:sampleTable')" >/dev/null
 "${CPSQL[@]}" >/dev/null <<EOF
 CREATE EXTENSION pg_stat_statements;
 CREATE TABLE bench_target (LIKE dem.sampletable INCLUDING ALL) WITH (fillfactor = $FILLFACTOR);
@@ -274,7 +251,6 @@ load_state() {  # load_state CLOUD_TABLE STATE
     fi
     csql "VACUUM ANALYZE $1" >/dev/null
 }
-checkpoint_both() { lsql "CHECKPOINT" >/dev/null; csql "CHECKPOINT" >/dev/null; }
 
 # The staging script of a stream: one xtk_ingest(_ext) per collection.
 stage_script() {  # stage_script STREAM FILE
@@ -292,7 +268,7 @@ SELECT campaign.$fn((SELECT '<sampleTableStg-collection xtkschema="dem:sampleTab
     || '</sampleTableStg-collection>' FROM bench_changes WHERE k = '$s' AND j BETWEEN $from AND $((from + COLL - 1)))) IS NULL;
 EOF
     done
-    [ "$(id -u)" -ne 0 ] || chown postgres: "$2"
+    own "$2"
 }
 
 # The naive merge's statements on a table, reading "landing" (op, id, t1, t2, score).
@@ -320,7 +296,7 @@ lr_script() {  # lr_script STREAM FILE
             echo "COMMIT;"
         } >>"$2"
     done
-    [ "$(id -u)" -ne 0 ] || chown postgres: "$2"
+    own "$2"
 }
 
 for s in keyless new existing mixed100 perrow random; do stage_script "$s" "$WORK/stage-$s.sql"; done
@@ -354,14 +330,9 @@ run_drain() {  # run_drain STREAM [profile] -> sets RESULT_MS, DETAIL
     hist_from=$(lsql "SELECT coalesce(max(id), 0) FROM campaign.replication_history")
     checkpoint_both
     [ "${2:-}" != profile ] || csql "SELECT pg_stat_statements_reset(); SELECT pg_stat_reset()" >/dev/null
-    out=$("${LPSQL[@]}" -At <<EOF
-SET statement_timeout = '${DRAIN_TIMEOUT}s';
-\\timing on
-SELECT campaign.replicate_now('dem:sampleTable');
-EOF
-) || fail "the drain of '$s' failed (or took longer than DRAIN_TIMEOUT=$DRAIN_TIMEOUT s)"
-    count=$(printf '%s\n' "$out" | grep -v '^Time: ' | tail -n1)
-    RESULT_MS=$(printf '%s\n' "$out" | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | tail -n1)
+    out=$(timed_drain "$DRAIN_TIMEOUT") || fail "the drain of '$s' failed (or took longer than DRAIN_TIMEOUT=$DRAIN_TIMEOUT s)"
+    count=$(timed_value <<<"$out")
+    RESULT_MS=$(timing_ms <<<"$out")
     [ "$count" = "${NCHANGES[$s]}" ] || fail "replicate_now of '$s' returned $count, not ${NCHANGES[$s]}"
     [ "${2:-}" != profile ] || profile "$s" "$RESULT_MS"
     check_content dem.sampletable "$s" "the drain of '$s'"

@@ -16,14 +16,57 @@
 #                          bench uses (shared_buffers=256MB, max_wal_size=4GB,
 #                          fsync and synchronous_commit on,
 #                          track_commit_timestamp on) plus the CONF lines
+#                          (which come last: they may override those)
 #   start_sampler PID FILE, stop_sampler  sample /proc/PID/status every 50 ms
 #                          (VmHWM reset first), writing the peaks of VmRSS,
 #                          RssAnon and RssShmem (kB) to FILE
 #   hwm_kb PID, mb KB      VmHWM of PID (kB); kB as MB with one decimal
-#   same_shape TABLE_A TABLE_B  fail unless the two tables (on the server the
-#                          caller's csql function queries) have the same
-#                          columns and the same indexes; sets SHAPE_COLS and
-#                          SHAPE_INDEXES (TABLE_A's) for the banner
+#   same_shape TABLE_A TABLE_B  fail unless the two tables (on the cloud,
+#                          through csql) have the same columns and the same
+#                          indexes; sets SHAPE_COLS and SHAPE_INDEXES
+#                          (TABLE_A's) for the banner
+#   bench_at_exit DATADIR...  at exit: stop a running sampler ($SAMPLER_PID),
+#                          then bench_finish with the script's status and
+#                          these clusters (in this order: the cloud first, so
+#                          that a worker waiting on it gets an error at once);
+#                          SIGINT/SIGTERM exit with status 130
+#   start_pair FROM TO LOCAL_CONF [CLOUD_CONF]  the usual pair of servers: two
+#                          free ports in FROM-TO (LPORT, CPORT), the exit
+#                          trap (bench_at_exit cloud, local), LPSQL/CPSQL
+#                          (bench_psql), then start_cluster cloud on CPORT
+#                          with CLOUD_CONF and local on LPORT with LOCAL_CONF
+#   bench_psql LPORT [CPORT] [LDB]  set LPSQL and CPSQL, the psql command
+#                          lines (-X -q, ON_ERROR_STOP, no pager) of the
+#                          local server on LPORT, database LDB (default
+#                          postgres), and of the cloud on CPORT (postgres)
+#   lsql SQL, csql SQL     run SQL there, unaligned tuples only (-At)
+#   checkpoint_both        CHECKPOINT on both servers
+#   setup_campaign CPORT [DEPLOY_OPTIONS]  on the local server: the extension,
+#                          the cloud (port CPORT, database postgres) as the
+#                          postgres_fdw server ffda with a PUBLIC mapping, and
+#                          the schema $SAMPLE_XML (dem:sampleTable) registered
+#                          and deployed (campaign.deploy('dem:sampleTable'
+#                          DEPLOY_OPTIONS), e.g. ", fillfactor => 50")
+#   batch_conf             the campaign.batch_size and batch_memory lines of
+#                          $BATCH_SIZE and $BATCH_MEMORY (none when empty)
+#   wait_cloud_rows N SECONDS  wait until the cloud's dem.sampletable holds N
+#                          rows (polled every 100 ms); false after SECONDS
+#   worker_pid             the pid of the local server's replication worker
+#   timed_sql SQL          run SQL on the local server under psql's \timing:
+#                          prints what it returns and a "Time: ..." line per
+#                          statement; timing_ms and timed_value read the
+#                          last statement's time (ms) and the last value
+#                          back from that output (on stdin)
+#   timed_drain [TIMEOUT_S]  timed_sql of campaign.replicate_now('dem:sampleTable')
+#                          (statement_timeout TIMEOUT_S; none by default)
+#   pgbench_tps LOG [DECIMALS]  the TPS of a pgbench log (without the initial
+#                          connection time), DECIMALS places (default 1)
+#   write_ingest_pgbench FILE  the pgbench script of a one-record xtk_ingest
+#                          of dem:sampleTableStg (random id and score)
+#   own FILE...            give the files to the scratch dir's owner
+#   now, elapsed_ms T0 T1, per_s N MS, fail MESSAGE  a clock (s), the ms
+#                          between two clocks, N per second over MS ms, and
+#                          "$ME: MESSAGE" on stderr then exit 1
 
 bench_setup() {
     ME=$1
@@ -60,6 +103,7 @@ free_ports() {  # free_ports N FROM TO
 bench_finish() {  # bench_finish RC DATADIR...
     local rc=$1 data
     shift
+    [ -z "${SAMPLER_PID:-}" ] || kill "$SAMPLER_PID" 2>/dev/null || true
     for data in "$@"; do
         if [ -f "$data/postmaster.pid" ]; then
             as_owner "$BINDIR/pg_ctl" -D "$data" -m fast -w stop >/dev/null 2>&1 || true
@@ -110,7 +154,7 @@ EOF
         { cat "$WORK/$1.log" >&2; exit 1; }
 }
 
-same_shape() {  # same_shape TABLE_A TABLE_B (uses the caller's csql)
+same_shape() {  # same_shape TABLE_A TABLE_B (on the cloud, through csql)
     local t cols=() idx=()
     for t in "$1" "$2"; do
         # index definitions with the index and table names taken out
@@ -158,3 +202,91 @@ stop_sampler() {
 }
 hwm_kb() { sed -nE 's/^VmHWM:[[:space:]]+([0-9]+) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+bench_at_exit() {  # bench_at_exit DATADIR...
+    BENCH_DATADIRS=("$@")
+    trap 'bench_finish $? "${BENCH_DATADIRS[@]}"' EXIT
+    trap 'exit 130' INT TERM
+}
+
+start_pair() {  # start_pair FROM TO LOCAL_CONF [CLOUD_CONF]
+    local ports
+    mapfile -t ports < <(free_ports 2 "$1" "$2")
+    [ "${#ports[@]}" -eq 2 ] || exit 1
+    LPORT=${ports[0]} CPORT=${ports[1]}
+    bench_at_exit "$WORK/cloud" "$WORK/local"
+    bench_psql "$LPORT" "$CPORT"
+    start_cluster cloud "$CPORT" "${4:-}"
+    start_cluster local "$LPORT" "$3"
+}
+
+bench_psql() {  # bench_psql LPORT [CPORT] [LDB]
+    LPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$1" -d "${3:-postgres}" -v ON_ERROR_STOP=1 -P pager=off)
+    CPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "${2:-}" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
+}
+lsql() { "${LPSQL[@]}" -At -c "$1"; }
+csql() { "${CPSQL[@]}" -At -c "$1"; }
+checkpoint_both() { lsql "CHECKPOINT" >/dev/null; csql "CHECKPOINT" >/dev/null; }
+
+# The sample schema of the benches: a key on id and three attributes.
+SAMPLE_XML='<srcSchema name="sampleTable" namespace="dem"><element name="sampleTable" autopk="true" autouuid="true" autoStg="true"><key name="id" internal="true"><keyfield xpath="@id"/></key><attribute name="id" type="string" length="20"/><attribute name="testcol1" type="string" length="255"/><attribute name="testcol2" type="string" length="255"/><attribute name="score" type="long"/></element></srcSchema>'
+
+setup_campaign() {  # setup_campaign CPORT [DEPLOY_OPTIONS]
+    "${LPSQL[@]}" >/dev/null <<EOF
+SET client_min_messages = warning;
+CREATE EXTENSION campaign CASCADE;
+CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$WORK', port '$1', dbname 'postgres');
+CREATE USER MAPPING FOR PUBLIC SERVER ffda;
+SELECT campaign.register_schema('$SAMPLE_XML');
+SELECT campaign.deploy('dem:sampleTable'${2:-});
+EOF
+}
+
+batch_conf() {
+    [ -z "${BATCH_SIZE:-}" ] || echo "campaign.batch_size = $BATCH_SIZE"
+    [ -z "${BATCH_MEMORY:-}" ] || echo "campaign.batch_memory = $BATCH_MEMORY"
+}
+
+wait_cloud_rows() {  # wait_cloud_rows N SECONDS
+    local i
+    for i in $(seq 1 $(($2 * 10))); do
+        [ "$(csql "SELECT count(*) FROM dem.sampletable")" = "$1" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+worker_pid() { lsql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'"; }
+
+timed_sql() {  # timed_sql SQL
+    "${LPSQL[@]}" -At <<EOF
+\\timing on
+$1
+EOF
+}
+timed_drain() {  # timed_drain [TIMEOUT_S]
+    timed_sql "SET statement_timeout = '${1:-0}s';
+SELECT campaign.replicate_now('dem:sampleTable');"
+}
+timing_ms() { sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | tail -n1; }
+timed_value() { grep -v '^Time: ' | tail -n1; }
+
+pgbench_tps() {  # pgbench_tps LOG [DECIMALS]
+    sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$1" | awk -v d="${2:-1}" '{ printf "%.*f\n", d, $1 }'
+}
+
+write_ingest_pgbench() {  # write_ingest_pgbench FILE
+    cat >"$1" <<'EOF'
+\set id random(1, 2000000000)
+\set score random(0, 1000000)
+SELECT campaign.xtk_ingest('<sampleTableStg id="' || :id || '" testcol1="value-' || :id || ' lorem ipsum" testcol2="second column ' || :score || ' with some text" score="' || :score || '" xtkschema="dem:' || 'sampleTableStg"/>');
+EOF
+    own "$1"
+}
+
+own() { [ "${#RUNAS[@]}" -eq 0 ] || chown postgres: "$@"; }
+
+now() { date +%s.%N; }
+elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
+per_s() { awk -v n="$1" -v ms="$2" 'BEGIN { printf "%.0f", n / (ms / 1000) }'; }
+fail() { echo "$ME: $*" >&2; exit 1; }

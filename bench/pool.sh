@@ -33,15 +33,8 @@ NROWS=${NROWS:-100000}
 COLL=${COLL:-5000}
 ROUNDS=${ROUNDS:-2}
 
-mapfile -t PORTS < <(free_ports 2 55600 55699)
-LPORT=${PORTS[0]} CPORT=${PORTS[1]}
-trap 'bench_finish $? "$WORK/local" "$WORK/cloud"' EXIT
-start_cluster cloud "$CPORT"
-start_cluster local "$LPORT" "shared_preload_libraries = 'campaign'
+start_pair 55600 55699 "shared_preload_libraries = 'campaign'
 campaign.staging_retention = 0"
-
-lsql() { as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$LPORT" -d postgres -v ON_ERROR_STOP=1 -At -c "$1"; }
-csql() { as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$CPORT" -d postgres -v ON_ERROR_STOP=1 -At -c "$1"; }
 
 bench_banner "pool of replication workers" "$(lsql 'SHOW server_version')"
 SCHEMAS="pool1 pool2 pool3 pool4"
@@ -81,20 +74,20 @@ drain() {  # drain ROUND: prints the seconds
                   FROM generate_series(1, $NROWS) g GROUP BY (g - 1) / $COLL) c" >/dev/null
         csql "TRUNCATE dem.$s"
     done
-    lsql "CHECKPOINT"; csql "CHECKPOINT"
-    t0=$(date +%s.%N)
+    checkpoint_both
+    t0=$(now)
     for s in $SCHEMAS; do lsql "SELECT campaign.start_replication('dem:$s')" >/dev/null; done
     lsql "DO \$\$ BEGIN
             WHILE (SELECT sum(pending) FROM campaign.staging_status WHERE schema_name LIKE 'dem:pool%') > 0 LOOP
               PERFORM pg_sleep(0.05);
             END LOOP; END \$\$"
-    t1=$(date +%s.%N)
+    t1=$(now)
     for s in $SCHEMAS; do
         got=$(csql "SELECT count(*) || '/' || count(DISTINCT id) FROM dem.$s")
-        [ "$got" = "$NROWS/$NROWS" ] || { echo "$ME: round $round: dem.$s holds $got rows/keys, not $NROWS" >&2; exit 1; }
+        [ "$got" = "$NROWS/$NROWS" ] || fail "round $round: dem.$s holds $got rows/keys, not $NROWS"
     done
     failed=$(lsql "SELECT count(*) FROM campaign.replication_history WHERE outcome <> 'success'")
-    [ "$failed" = 0 ] || { echo "$ME: $failed failed batches" >&2; exit 1; }
+    [ "$failed" = 0 ] || fail "$failed failed batches"
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f\n", b - a }'
 }
 

@@ -79,46 +79,16 @@ if [ "$NCOLL" -lt 1 ] || [ $((NCOLL * COLL)) -ne "$NROWS" ]; then
     exit 1
 fi
 bench_setup bench/replication.sh
-mapfile -t PORTS < <(free_ports 2 55500 55599)
-[ "${#PORTS[@]}" -eq 2 ] || exit 1
-LPORT=${PORTS[0]} CPORT=${PORTS[1]}
-
-SAMPLER_PID=
-cleanup() {
-    local rc=$?
-    [ -z "$SAMPLER_PID" ] || kill "$SAMPLER_PID" 2>/dev/null || true
-    # The cloud first: a worker waiting on it then gets an error at once.
-    bench_finish "$rc" "$WORK/cloud" "$WORK/local"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-LPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$LPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
-CPSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$CPORT" -d postgres -v ON_ERROR_STOP=1 -P pager=off)
-lsql() { "${LPSQL[@]}" -At -c "$1"; }
-csql() { "${CPSQL[@]}" -At -c "$1"; }
-now() { date +%s.%N; }
-elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 
 # ---------------------------------------------------------------- clusters
 # One schema is served by one worker at a time: one worker, whose pid the
 # memory figure follows (bench/pool.sh measures the pool).
-LOCAL_CONF="shared_preload_libraries = 'campaign'"$'\n'"campaign.max_workers = 1"
-[ -z "$BATCH_SIZE" ] || LOCAL_CONF+=$'\n'"campaign.batch_size = $BATCH_SIZE"
-[ -z "$BATCH_MEMORY" ] || LOCAL_CONF+=$'\n'"campaign.batch_memory = $BATCH_MEMORY"
-start_cluster cloud "$CPORT"
-start_cluster local "$LPORT" "$LOCAL_CONF"
+start_pair 55500 55599 "shared_preload_libraries = 'campaign'
+campaign.max_workers = 1
+$(batch_conf)"
 
-SCHEMA_XML='<srcSchema name="sampleTable" namespace="dem"><element name="sampleTable" autopk="true" autouuid="true" autoStg="true"><key name="id" internal="true"><keyfield xpath="@id"/></key><attribute name="id" type="string" length="20"/><attribute name="testcol1" type="string" length="255"/><attribute name="testcol2" type="string" length="255"/><attribute name="score" type="long"/></element></srcSchema>'
-"${LPSQL[@]}" >/dev/null <<EOF
-SET client_min_messages = warning;
-CREATE EXTENSION campaign CASCADE;
-CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$WORK', port '$CPORT', dbname 'postgres');
-CREATE USER MAPPING FOR PUBLIC SERVER ffda;
-SELECT campaign.register_schema('$SCHEMA_XML');
-SELECT campaign.deploy('dem:sampleTable');
-SELECT campaign.stop_replication('dem:sampleTable');
-EOF
+setup_campaign "$CPORT"
+lsql "SELECT campaign.stop_replication('dem:sampleTable')" >/dev/null
 csql "CREATE TABLE bench_target (LIKE dem.sampletable INCLUDING ALL)"
 
 # The baseline's table must carry the same columns and indexes.
@@ -131,13 +101,8 @@ echo "   campaign.batch_size=$(lsql "SHOW campaign.batch_size"), campaign.batch_
 echo "   cloud table dem.sampletable and baseline table bench_target: ($SHAPE_COLS)"
 printf '%s\n' "$SHAPE_INDEXES" | sed 's/^/     index: /'
 
-worker_pid() {
-    lsql "SELECT pid FROM pg_stat_activity WHERE backend_type = 'campaign replication worker'"
-}
 WPID=$(worker_pid)
-[ -n "$WPID" ] || { echo "$ME: no campaign replication worker running on the local server" >&2; exit 1; }
-
-checkpoint_both() { lsql "CHECKPOINT" >/dev/null; csql "CHECKPOINT" >/dev/null; }
+[ -n "$WPID" ] || fail "no campaign replication worker running on the local server"
 
 # Stage NROWS inserts: NCOLL collections of COLL records, one transaction each.
 stage_backlog() {
@@ -146,7 +111,7 @@ stage_backlog() {
     for c in $(seq 0 $((NCOLL - 1))); do
         echo "SELECT length(campaign.xtk_ingest((SELECT '<sampleTableStg-collection xtkschema=\"dem:sampleTableStg\">' || string_agg(format('<sampleTableStg id=\"%s\" testcol1=\"value %s\" testcol2=\"other %s\" score=\"%s\"/>', i, i, i, i), '') || '</sampleTableStg-collection>' FROM generate_series($((c * COLL + 1)), $(((c + 1) * COLL))) i)));" >>"$sqlf"
     done
-    [ "$(id -u)" -ne 0 ] || chown postgres: "$sqlf"
+    own "$sqlf"
     "${LPSQL[@]}" -f "$sqlf" >/dev/null
 }
 
@@ -158,7 +123,7 @@ run_copy() {  # -> ms
         "${CPSQL[@]}" -c "COPY bench_target (_uuid, id, testcol1, testcol2, score) FROM STDIN"
     t1=$(now)
     n=$(csql "SELECT count(*) FROM bench_target")
-    [ "$n" = "$NROWS" ] || { echo "$ME: COPY loaded $n rows, not $NROWS" >&2; exit 1; }
+    [ "$n" = "$NROWS" ] || fail "COPY loaded $n rows, not $NROWS"
     elapsed_ms "$t0" "$t1"
 }
 
@@ -180,17 +145,12 @@ abort_drain() {
 run_drain() {  # sets DRAIN_RESULT_MS, MEM_IDLE, MEM_RSS, MEM_ANON, MEM_SHM, MEM_HWM, DRAIN_DETAIL
     local out count n hist_from
     WPID=$(worker_pid)
-    [ -n "$WPID" ] || { echo "$ME: no campaign replication worker running on the local server" >&2; exit 1; }
+    [ -n "$WPID" ] || fail "no campaign replication worker running on the local server"
     hist_from=$(lsql "SELECT coalesce(max(id), 0) FROM campaign.replication_history")
     MEM_IDLE=$(sed -nE 's/^RssAnon:[[:space:]]+([0-9]+) kB/\1/p' "/proc/$WPID/status")
     start_sampler "$WPID" "$WORK/mem.out"
     DRAIN_TIMED_OUT=0
-    out=$("${LPSQL[@]}" -At 2>"$WORK/drain.err" <<EOF
-SET statement_timeout = '${DRAIN_TIMEOUT}s';
-\\timing on
-SELECT campaign.replicate_now('dem:sampleTable');
-EOF
-) || DRAIN_TIMED_OUT=1
+    out=$(timed_drain "$DRAIN_TIMEOUT" 2>"$WORK/drain.err") || DRAIN_TIMED_OUT=1
     MEM_HWM=$(hwm_kb "$WPID")
     stop_sampler
     read -r MEM_RSS MEM_ANON MEM_SHM <"$WORK/mem.out"
@@ -200,13 +160,13 @@ EOF
         DRAIN_DONE_ROWS=$(csql "SELECT count(*) FROM dem.sampletable")
         abort_drain
     else
-        count=$(printf '%s\n' "$out" | grep -v '^Time: ' | tail -n1)
-        DRAIN_RESULT_MS=$(printf '%s\n' "$out" | sed -nE 's/^Time: ([0-9.]+) ms.*/\1/p' | tail -n1)
-        [ "$count" = "$NROWS" ] || { echo "$ME: replicate_now returned $count, not $NROWS" >&2; exit 1; }
+        count=$(timed_value <<<"$out")
+        DRAIN_RESULT_MS=$(timing_ms <<<"$out")
+        [ "$count" = "$NROWS" ] || fail "replicate_now returned $count, not $NROWS"
         n=$(csql "SELECT count(*) FROM dem.sampletable")
-        [ "$n" = "$NROWS" ] || { echo "$ME: the cloud has $n rows after the drain, not $NROWS" >&2; exit 1; }
+        [ "$n" = "$NROWS" ] || fail "the cloud has $n rows after the drain, not $NROWS"
         n=$(csql "SELECT count(DISTINCT id) FROM dem.sampletable")
-        [ "$n" = "$NROWS" ] || { echo "$ME: the cloud has $n distinct ids after the drain, not $NROWS" >&2; exit 1; }
+        [ "$n" = "$NROWS" ] || fail "the cloud has $n distinct ids after the drain, not $NROWS"
     fi
     DRAIN_DETAIL=$(lsql "SELECT CASE WHEN count(*) = 0 THEN 'no batch finished' ELSE count(*) || ' batches of ' || round(avg(rows)) || ' rows / '
                                 || round(avg(bytes) / 1048576.0, 1) || ' MB (COPY text); per batch '
@@ -233,7 +193,7 @@ for r in $(seq 1 "$REPEAT"); do
     stage_ms=$(elapsed_ms "$t0" "$t1")
     lsql "VACUUM ANALYZE dem.sampletablestg" >/dev/null
     pend=$(lsql "SELECT pending FROM campaign.staging_status WHERE schema_name = 'dem:sampleTable'")
-    [ "$pend" = "$NROWS" ] || { echo "$ME: $pend rows pending after staging, not $NROWS" >&2; exit 1; }
+    [ "$pend" = "$NROWS" ] || fail "$pend rows pending after staging, not $NROWS"
     if [ $((r % 2)) -eq 1 ]; then
         checkpoint_both; c=$(run_copy)
         checkpoint_both; run_drain
@@ -258,7 +218,7 @@ DRAIN_BEST=$(printf '%s\n' "${DRAIN_MS[@]}" | grep -v timeout | sort -g | head -
 if [ -n "$DRAIN_BEST" ]; then
     R1=$(ratio "$COPY_BEST" "$DRAIN_BEST")
     V1=$(verdict "$R1" 0.5 0.8)
-    DRAIN_RPS=$(awk -v n="$NROWS" -v ms="$DRAIN_BEST" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+    DRAIN_RPS=$(per_s "$NROWS" "$DRAIN_BEST")
 else
     # Only a bound: the drain took longer than DRAIN_TIMEOUT.
     DRAIN_BEST=">$((DRAIN_TIMEOUT * 1000))"
@@ -268,7 +228,7 @@ else
     DRAIN_RPS="<$(awk -v n="$NROWS" -v s="$DRAIN_TIMEOUT" 'BEGIN { printf "%.0f", n / s }')"
 fi
 printf '    %-6s %12s %12s %12s\n' best "" "$DRAIN_BEST" "$COPY_BEST"
-COPY_RPS=$(awk -v n="$NROWS" -v ms="$COPY_BEST" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+COPY_RPS=$(per_s "$NROWS" "$COPY_BEST")
 echo "    rows/s: drain $DRAIN_RPS, COPY $COPY_RPS"
 echo "    ratio COPY_time/drain_time = $R1  (floor 0.50, goal 0.80): $V1"
 
@@ -300,16 +260,12 @@ else
     cat >"$WORK/lag.pgbench" <<'EOF'
 SELECT length(campaign.xtk_ingest('<sampleTableStg id="lag' || nextval('bench_lag_id') || '" testcol1="unitary load" testcol2="' || clock_timestamp() || '" score="1" xtkschema="dem:' || 'sampleTableStg"/>'));
 EOF
-    [ "$(id -u)" -ne 0 ] || chown postgres: "$WORK/lag.pgbench"
+    own "$WORK/lag.pgbench"
     sleep 1
     as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$LPORT" -c 1 -j 1 -R "$LAG_RATE" -T "$LAG_SECONDS" \
         -f "$WORK/lag.pgbench" postgres >"$WORK/lag-pgbench.log" 2>&1 || { cat "$WORK/lag-pgbench.log" >&2; exit 1; }
     NLAG=$(lsql "SELECT count(*) FROM dem.sampletablestg")
-    # Wait (at most 30 s) until the cloud has every record.
-    for _ in $(seq 1 300); do
-        [ "$(csql "SELECT count(*) FROM dem.sampletable")" = "$NLAG" ] && break
-        sleep 0.1
-    done
+    wait_cloud_rows "$NLAG" 30 || true   # a shortfall is reported below
     lsql "CREATE TABLE bench_lag_cloud (id text, committed timestamptz, arrived timestamptz)" >/dev/null
     "${CPSQL[@]}" -c "COPY (SELECT id, pg_xact_commit_timestamp(xmin), arrived FROM dem.sampletable) TO STDOUT" |
         "${LPSQL[@]}" -c "COPY bench_lag_cloud FROM STDIN"
@@ -329,7 +285,7 @@ EOF
     LAG_BATCHES=$(lsql "SELECT count(*) || ' batches, ' || round(avg(rows), 2) || ' rows per batch, '
                                || round(1000 * extract(epoch FROM avg(finished_at - started_at)), 1) || ' ms per batch on average'
                           FROM campaign.replication_history WHERE id > $hist_from AND outcome = 'success'")
-    TPS=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$WORK/lag-pgbench.log" | awk '{ printf "%.1f", $1 }')
+    TPS=$(pgbench_tps "$WORK/lag-pgbench.log")
     INGEST_LAT=$(sed -nE 's/^latency average = ([0-9.]+) ms/\1/p' "$WORK/lag-pgbench.log")
     [ "$LAG_N" = "$NLAG" ] || echo "    WARNING: $NLAG records ingested, $LAG_N on the cloud after 30 s"
     V2=$(awk -v p="$LAG_P99" 'BEGIN { print (p < 500 ? "goal met" : (p < 2000 ? "above floor, below goal" : "BELOW FLOOR")) }')

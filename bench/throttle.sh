@@ -52,7 +52,6 @@ BLOCKS=${BLOCKS:-200}
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_setup bench/throttle.sh
 DATA=$WORK/data
-LOG=$WORK/server.log
 PORT=$(free_ports 1 55500 55599)
 
 HAMMER_PID=
@@ -64,33 +63,22 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PSQL=(as_owner "$BINDIR/psql" -X -q -h "$WORK" -p "$PORT" -d bench -v ON_ERROR_STOP=1 -P pager=off)
-sql() { "${PSQL[@]}" -At -c "$1"; }
+bench_psql "$PORT" "" bench
 PGBENCH=(as_owner "$BINDIR/pgbench" -n -h "$WORK" -p "$PORT")
 
 # ---------------------------------------------------------------- cluster
-as_owner "$BINDIR/initdb" -D "$DATA" -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
-cat >>"$DATA/postgresql.conf" <<EOF
-# bench/throttle.sh
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'campaign'
-max_worker_processes = 16
+start_cluster data "$PORT" "shared_preload_libraries = 'campaign'
 max_connections = 50
-shared_buffers = 256MB
-max_wal_size = 4GB
 synchronous_commit = off
 autovacuum = off
-EOF
-as_owner "$BINDIR/pg_ctl" -D "$DATA" -l "$LOG" -w start >/dev/null || { cat "$LOG" >&2; exit 1; }
+track_commit_timestamp = off"
 as_owner "$BINDIR/createdb" -h "$WORK" -p "$PORT" bench
 
-sql "SET client_min_messages = warning; CREATE EXTENSION campaign CASCADE" >/dev/null
-sql "SELECT campaign.register_schema('<srcSchema name=\"sampleTable\" namespace=\"dem\"><element name=\"sampleTable\" autopk=\"true\" autouuid=\"true\" autoStg=\"true\"><key name=\"id\" internal=\"true\"><keyfield xpath=\"@id\"/></key><attribute name=\"id\" type=\"string\" length=\"20\"/><attribute name=\"testcol1\" type=\"string\" length=\"255\"/><attribute name=\"testcol2\" type=\"string\" length=\"255\"/><attribute name=\"score\" type=\"long\"/><attribute name=\"notes\" type=\"memo\"/></element></srcSchema>')" >/dev/null
+lsql "SET client_min_messages = warning; CREATE EXTENSION campaign CASCADE" >/dev/null
+lsql "SELECT campaign.register_schema('<srcSchema name=\"sampleTable\" namespace=\"dem\"><element name=\"sampleTable\" autopk=\"true\" autouuid=\"true\" autoStg=\"true\"><key name=\"id\" internal=\"true\"><keyfield xpath=\"@id\"/></key><attribute name=\"id\" type=\"string\" length=\"20\"/><attribute name=\"testcol1\" type=\"string\" length=\"255\"/><attribute name=\"testcol2\" type=\"string\" length=\"255\"/><attribute name=\"score\" type=\"long\"/><attribute name=\"notes\" type=\"memo\"/></element></srcSchema>')" >/dev/null
 # The replication worker is not part of this measure: the schema is not
 # deployed, so it has nothing to do.
-"${PSQL[@]}" <<'EOF'
+"${LPSQL[@]}" <<'EOF'
 CREATE FUNCTION bench_call(id integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -107,27 +95,23 @@ cat >"$WORK/hammer.pgbench" <<'EOF'
 \set id random(1, 2000000000)
 SELECT bench_call(:id);
 EOF
-cat >"$WORK/ingest.pgbench" <<'EOF'
-\set id random(1, 2000000000)
-\set score random(0, 1000000)
-SELECT campaign.xtk_ingest('<sampleTableStg id="' || :id || '" testcol1="value-' || :id || ' lorem ipsum" testcol2="second column ' || :score || ' with some text" score="' || :score || '" xtkschema="dem:' || 'sampleTableStg"/>');
-EOF
-if [ "$(id -u)" -eq 0 ]; then chown postgres: "$WORK"/*.pgbench; fi
+own "$WORK/hammer.pgbench"
+write_ingest_pgbench "$WORK/ingest.pgbench"
 
-bench_banner "campaign throttle bench" "$(sql "SHOW server_version")"
+bench_banner "campaign throttle bench" "$(lsql "SHOW server_version")"
 echo "   scratch cluster $DATA, port $PORT; shared_buffers=256MB, synchronous_commit=off, autovacuum=off"
 LOAD_START=$(load_average)
 echo "   load average at start: $LOAD_START"
 
 reset_tables() {
-    sql "TRUNCATE dem.sampletablestg" >/dev/null
-    sql "CHECKPOINT" >/dev/null
+    lsql "TRUNCATE dem.sampletablestg" >/dev/null
+    lsql "CHECKPOINT" >/dev/null
 }
 
 
 # The counters of xtk_ingest and the server's clock, read together.
 snapshot() {
-    sql "SELECT accepted, rejected, extract(epoch FROM clock_timestamp()) FROM campaign.rate_limits WHERE api = 'xtk_ingest'"
+    lsql "SELECT accepted, rejected, extract(epoch FROM clock_timestamp()) FROM campaign.rate_limits WHERE api = 'xtk_ingest'"
 }
 
 # ---------------------------------------------------------------- (1) accuracy
@@ -138,7 +122,7 @@ printf '    %10s %14s %10s %16s %14s  %s\n' "L (/s)" "accepted (/s)" "error" "re
 ACC_RESULTS=()
 for L in $LIMITS; do
     reset_tables
-    sql "SELECT campaign.set_rate_limit('xtk_ingest', $L)" >/dev/null
+    lsql "SELECT campaign.set_rate_limit('xtk_ingest', $L)" >/dev/null
     "${PGBENCH[@]}" -c "$CLIENTS" -j "$CLIENTS" -T $((WARMUP + DURATION + 2)) -f "$WORK/hammer.pgbench" bench \
         >"$WORK/hammer-$L.log" 2>&1 &
     HAMMER_PID=$!
@@ -148,18 +132,18 @@ for L in $LIMITS; do
     read -r a1 r1 t1 < <(snapshot | tr '|' ' ')
     wait "$HAMMER_PID" || { cat "$WORK/hammer-$L.log" >&2; exit 1; }
     HAMMER_PID=
-    staged=$(sql "SELECT count(*) FROM dem.sampletablestg")
-    read -r accepted_total < <(sql "SELECT accepted FROM campaign.rate_limits WHERE api = 'xtk_ingest'")
+    staged=$(lsql "SELECT count(*) FROM dem.sampletablestg")
+    read -r accepted_total < <(lsql "SELECT accepted FROM campaign.rate_limits WHERE api = 'xtk_ingest'")
     [ "$staged" = "$accepted_total" ] || {
         echo "bench/throttle.sh: $accepted_total calls accepted but $staged rows staged" >&2; exit 1; }
-    offered=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$WORK/hammer-$L.log")
+    offered=$(pgbench_tps "$WORK/hammer-$L.log")
     line=$(awk -v L="$L" -v a0="$a0" -v a1="$a1" -v r0="$r0" -v r1="$r1" -v t0="$t0" -v t1="$t1" -v off="$offered" 'BEGIN {
         dt = t1 - t0; acc = (a1 - a0) / dt; ref = (r1 - r0) / dt; err = (acc - L) / L * 100;
         v = (err >= -5 && err <= 5) ? "goal met" : "OUT OF GOAL";
         printf "%10s %14.1f %+9.2f%% %16.1f %14.1f  %s", L, acc, err, ref, off, v }')
     echo "    $line"
     ACC_RESULTS+=("$line")
-    sql "SELECT campaign.set_rate_limit('xtk_ingest', NULL)" >/dev/null
+    lsql "SELECT campaign.set_rate_limit('xtk_ingest', NULL)" >/dev/null
 done
 
 # ---------------------------------------------------------------- (2) overhead
@@ -167,17 +151,17 @@ run_pgbench() {  # run_pgbench NAME ROUND -> prints TPS
     local log="$WORK/pgbench-$1-$2.log"
     reset_tables
     if [ "$1" = limited ]; then
-        sql "SELECT campaign.set_rate_limit('xtk_ingest', 1e9)" >/dev/null
+        lsql "SELECT campaign.set_rate_limit('xtk_ingest', 1e9)" >/dev/null
     else
-        sql "SELECT campaign.set_rate_limit('xtk_ingest', NULL)" >/dev/null
+        lsql "SELECT campaign.set_rate_limit('xtk_ingest', NULL)" >/dev/null
     fi
     "${PGBENCH[@]}" -M prepared -c 2 -j 2 -T "$OVERHEAD_DURATION" -f "$WORK/ingest.pgbench" bench >"$log" 2>&1 ||
         { cat "$log" >&2; exit 1; }
     if [ "$1" = limited ]; then
-        refused=$(sql "SELECT rejected FROM campaign.rate_limits WHERE api = 'xtk_ingest'")
+        refused=$(lsql "SELECT rejected FROM campaign.rate_limits WHERE api = 'xtk_ingest'")
         [ "$refused" = 0 ] || { echo "bench/throttle.sh: $refused calls refused under a limit of 1e9/s" >&2; exit 1; }
     fi
-    sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\)/\1/p' "$log" | awk '{ printf "%.1f\n", $1 }'
+    pgbench_tps "$log"
 }
 
 echo
@@ -197,7 +181,7 @@ for r in $(seq 1 "$ROUNDS"); do
     PAIR+=("$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')")
     printf '    %-8s %16s %16s %12s\n' "$r" "$a" "$b" "${PAIR[-1]}"
 done
-sql "SELECT campaign.set_rate_limit('xtk_ingest', NULL)" >/dev/null
+lsql "SELECT campaign.set_rate_limit('xtk_ingest', NULL)" >/dev/null
 FREE_MED=$(printf '%s\n' "${FREE_TPS[@]}" | median 3)
 LIM_MED=$(printf '%s\n' "${LIM_TPS[@]}" | median 3)
 PAIR_MED=$(printf '%s\n' "${PAIR[@]}" | median 3)
@@ -219,7 +203,7 @@ fi
 echo
 echo "(3) the same inside one backend: $BLOCKS blocks of 1000 xtk_ingest calls, no limit / limit 1e9 in ABBA order"
 reset_tables
-read -r FREE_BMED LIM_BMED FREE_BMIN LIM_BMIN < <("${PSQL[@]}" -At -F ' ' <<EOF
+read -r FREE_BMED LIM_BMED FREE_BMIN LIM_BMIN < <("${LPSQL[@]}" -At -F ' ' <<EOF
 CREATE TEMP TABLE blocks (limited boolean, ms float8);
 DO \$\$
 DECLARE
