@@ -16,9 +16,10 @@
 #     same 3 unique indexes, checked);
 #   - drain: SELECT campaign.replicate_now('dem:sampleTable') (returns when
 #     every batch is applied and committed), with the worker's
-#     /proc/<pid>/status sampled every 50 ms: peak RssAnon (its private
-#     memory; goal < 64 MB) and VmHWM (reset before the drain; it includes
-#     the shared_buffers pages the worker touched, which are not its own);
+#     /proc/<pid>/status sampled every 50 ms (campaign.max_workers = 1:
+#     one worker): peak RssAnon (its private memory; goal < 64 MB) and
+#     VmHWM (reset before the drain; it includes the shared_buffers pages
+#     the worker touched, which are not its own);
 #   - check: the cloud table's count of rows and the sum of hashtext() of
 #     each row's (id, testcol1, testcol2, score) equal those computed
 #     locally from the stream (new: the stream's rows; mixed: the initial
@@ -51,11 +52,8 @@ for n in $SIZES; do
     fi
 done
 bench_setup bench/backlog.sh
-start_pair 55600 55699 "shared_preload_libraries = 'campaign'
-$(batch_conf)"
-
+start_pair 55600 55699 "$(drain_conf)"
 setup_campaign "$CPORT"
-lsql "SELECT campaign.stop_replication('dem:sampleTable')" >/dev/null
 # The local model of "mixed": what the cloud must hold.
 lsql "CREATE TABLE bench_model (id text PRIMARY KEY, testcol1 text, testcol2 text, score integer)"
 csql "CREATE TABLE bench_target (LIKE dem.sampletable INCLUDING ALL)"

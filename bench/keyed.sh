@@ -128,7 +128,6 @@ start_pair 55700 55799 "shared_preload_libraries = 'campaign'
 wal_level = logical" "shared_preload_libraries = 'pg_stat_statements'"
 
 setup_campaign "$CPORT" ", fillfactor => $FILLFACTOR"
-lsql "SELECT campaign.stop_replication('dem:sampleTable')" >/dev/null
 "${CPSQL[@]}" >/dev/null <<EOF
 CREATE EXTENSION pg_stat_statements;
 CREATE TABLE bench_target (LIKE dem.sampletable INCLUDING ALL) WITH (fillfactor = $FILLFACTOR);

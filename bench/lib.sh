@@ -46,9 +46,15 @@
 #                          postgres_fdw server ffda with a PUBLIC mapping, and
 #                          the schema $SAMPLE_XML (dem:sampleTable) registered
 #                          and deployed (campaign.deploy('dem:sampleTable'
-#                          DEPLOY_OPTIONS), e.g. ", fillfactor => 50")
-#   batch_conf             the campaign.batch_size and batch_memory lines of
-#                          $BATCH_SIZE and $BATCH_MEMORY (none when empty)
+#                          DEPLOY_OPTIONS), e.g. ", fillfactor => 50"),
+#                          replication stopped (the caller starts it, or
+#                          drains with campaign.replicate_now)
+#   drain_conf             the local server's settings of the drain benches:
+#                          campaign preloaded, one replication worker (the
+#                          pool has two by default), whose pid the memory
+#                          figures follow, and the campaign.batch_size and
+#                          batch_memory of $BATCH_SIZE and $BATCH_MEMORY
+#                          (the defaults when empty)
 #   wait_cloud_rows N SECONDS  wait until the cloud's dem.sampletable holds N
 #                          rows (polled every 100 ms); false after SECONDS
 #   worker_pid             the pid of the local server's replication worker
@@ -239,10 +245,13 @@ CREATE SERVER ffda FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '$WORK', port
 CREATE USER MAPPING FOR PUBLIC SERVER ffda;
 SELECT campaign.register_schema('$SAMPLE_XML');
 SELECT campaign.deploy('dem:sampleTable'${2:-});
+SELECT campaign.stop_replication('dem:sampleTable');
 EOF
 }
 
-batch_conf() {
+drain_conf() {
+    echo "shared_preload_libraries = 'campaign'"
+    echo "campaign.max_workers = 1"
     [ -z "${BATCH_SIZE:-}" ] || echo "campaign.batch_size = $BATCH_SIZE"
     [ -z "${BATCH_MEMORY:-}" ] || echo "campaign.batch_memory = $BATCH_MEMORY"
 }

@@ -81,14 +81,8 @@ fi
 bench_setup bench/replication.sh
 
 # ---------------------------------------------------------------- clusters
-# One schema is served by one worker at a time: one worker, whose pid the
-# memory figure follows (bench/pool.sh measures the pool).
-start_pair 55500 55599 "shared_preload_libraries = 'campaign'
-campaign.max_workers = 1
-$(batch_conf)"
-
+start_pair 55500 55599 "$(drain_conf)"
 setup_campaign "$CPORT"
-lsql "SELECT campaign.stop_replication('dem:sampleTable')" >/dev/null
 csql "CREATE TABLE bench_target (LIKE dem.sampletable INCLUDING ALL)"
 
 # The baseline's table must carry the same columns and indexes.
