@@ -46,6 +46,13 @@
 #                      STEADY_SYNC_COMMIT=off
 #                      SECTIONS="1 2 3 4" (which parts to run)
 #                      KEEP=1 (keep the scratch dir) PG_CONFIG=...
+#                      PROFILE=1: during (4)'s measured window, also
+#                      `perf record -g` (at PROFILE_FREQ=999 Hz) the
+#                      replication workers' pids, then print the top
+#                      PROFILE_TOP=25 symbols by self time and by time with
+#                      children (perf must be installed and allowed; the
+#                      sampling costs the workers a little CPU, so compare
+#                      runs taken with the same setting)
 #
 # The extension must be installed first (make && make install).  The script
 # starts its own scratch clusters (initdb as postgres when run as root) in a
@@ -84,6 +91,9 @@ CPU_SECONDS=${CPU_SECONDS:-20}
 RATE=${RATE:-4000}
 WARMUP=${WARMUP:-3}
 STEADY_SYNC_COMMIT=${STEADY_SYNC_COMMIT:-off}
+PROFILE=${PROFILE:-0}
+PROFILE_FREQ=${PROFILE_FREQ:-999}
+PROFILE_TOP=${PROFILE_TOP:-25}
 SECTIONS=${SECTIONS:-1 2 3 4}
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_setup bench/ingest.sh
@@ -94,6 +104,8 @@ section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 
 bench_at_exit "$WORK/cloud" "$WORK/local"
 bench_psql "$PORT" "$CPORT" bench
+# perf record -p (PROFILE=1) ends by itself when the servers stop.
+PERF_PID=
 
 # ---------------------------------------------------------------- cluster
 # The worker serves database bench, where the extension is.
@@ -306,9 +318,38 @@ cpu_under_load() {  # cpu_under_load NAME SCRIPT SYNCHRONOUS_COMMIT [PGBENCH OPT
     pgb=$!
     sleep "$WARMUP"
     sampler_start "$WORK/cpu-$name.samples"
+    [ "$name" != steady ] || [ "$PROFILE" != 1 ] || profile_start "$WORK/perf-$name.data"
     wait "$pgb" || { cat "$WORK/pgbench-$name.log" >&2; exit 1; }
     cores=$(sampler_stop "$WORK/cpu-$name.samples")
+    profile_stop
     echo "$cores $(pgbench_tps "$WORK/pgbench-$name.log")"
+}
+
+# PROFILE=1: perf record -g of the workers (their pids when the window
+# starts) until profile_stop; profile_report prints the top symbols.
+profile_start() {  # profile_start FILE
+    local pids
+    pids=$(lsql "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE backend_type LIKE 'campaign replication%'")
+    [ -n "$pids" ] || { echo "    PROFILE: no worker to profile" >&2; return 0; }
+    perf record -q -g -F "$PROFILE_FREQ" -p "$pids" -o "$1" >"$WORK/perf-record.log" 2>&1 &
+    PERF_PID=$!
+}
+profile_stop() {
+    [ -n "$PERF_PID" ] || return 0
+    kill -INT "$PERF_PID" 2>/dev/null || true
+    wait "$PERF_PID" 2>/dev/null || true
+    PERF_PID=
+}
+profile_report() {  # profile_report FILE
+    [ -s "$1" ] || { echo "    PROFILE: no profile taken (see $WORK/perf-record.log)"; return 0; }
+    echo "    profile of the workers: perf record -g -F $PROFILE_FREQ, $(perf report -i "$1" --stdio --no-children -g none 2>/dev/null |
+        sed -nE 's/^# Samples: ([^ ]+) of event.*/\1 samples/p' | head -n1)"
+    echo "    top $PROFILE_TOP symbols, self:"
+    perf report -i "$1" --stdio --no-children --sort dso,symbol -g none --percent-limit 0.5 2>/dev/null |
+        grep -E '^ +[0-9]' | head -n "$PROFILE_TOP" | sed 's/^/    /' || true
+    echo "    top $PROFILE_TOP symbols, with children:"
+    perf report -i "$1" --stdio --children --sort symbol -g none --percent-limit 2 2>/dev/null |
+        grep -E '^ +[0-9]' | head -n "$PROFILE_TOP" | sed 's/^/    /' || true
 }
 
 cpu_verdict() { awk -v c="$1" -v g="$2" 'BEGIN { print (c == "-" ? "not measured" : (c <= g ? "goal met" : "ABOVE GOAL")) }'; }
@@ -369,6 +410,7 @@ EOF
         echo "    WARNING: the machine did not sustain the asked rate: the figures below are for $TPS4/s"
     echo "    $NW4 worker(s) used $CPU4 core (goal <= 0.2): $V4"
     echo "    lag (visible on the cloud - committed locally): p50 $LAG_P50 ms, p99 $LAG_P99 ms, max $LAG_MAX ms: $VL (goal p99 < 100)"
+    [ "$PROFILE" != 1 ] || profile_report "$WORK/perf-steady.data"
 fi
 
 # ---------------------------------------------------------------- summary
