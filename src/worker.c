@@ -56,6 +56,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "probe.h"
 #include "postmaster/interrupt.h"
 #include "remote.h"
 #include "replicate.h"
@@ -63,7 +64,9 @@
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -308,46 +311,26 @@ load_schemas(void *arg)
 	}
 }
 
-/* The kept plan of check_pending, per staging table. */
-typedef struct PendingPlan
-{
-	char		staging[2 * NAMEDATALEN * 2 + 8];	/* quoted, qualified */
-	SPIPlanPtr	plan;
-} PendingPlan;
-
-static HTAB *pending_plans = NULL;
-
-/* Has the schema staged rows the cloud has not got? */
+/* Has the schema staged rows the cloud has not got? (probe.c) */
 static void
 check_pending(void *arg)
 {
 	WorkerSchema *s = (WorkerSchema *) arg;
-	Datum		args[2] = {Int64GetDatum(s->replicated_upto),
-	CStringGetTextDatum(s->replicated_pending)};
-	PendingPlan *p;
-	bool		found;
-	bool		isnull;
+	ArrayType  *array = DatumGetArrayTypeP(OidInputFunctionCall(F_ARRAY_IN,
+																s->replicated_pending,
+																INT8OID, -1));
+	Datum	   *items;
+	int64	   *pending;
+	int			n;
+	int			i;
 
-	/* quoted names of at most NAMEDATALEN - 1 bytes always fit */
-	Assert(strlen(s->staging) < sizeof(p->staging));
-	p = hash_search(pending_plans, s->staging, HASH_ENTER, &found);
-	if (!found)
-		p->plan = NULL;
-	if (p->plan == NULL)
-		/*
-		 * Two EXISTS, not one with an OR: each is an index scan of _stg_seq
-		 * that stops at its first row, where the OR is only a filter over
-		 * every replicated row staging still keeps.
-		 */
-		p->plan = kept_plan(psprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE " STG_COL_SEQ " > $1"
-									 " AND " STG_COL_ERROR " IS NULL)"
-									 " OR EXISTS (SELECT 1 FROM %s WHERE " STG_COL_SEQ " = ANY ($2::bigint[])"
-									 " AND " STG_COL_ERROR " IS NULL)",
-									 s->staging, s->staging),
-							2, (Oid[]) {INT8OID, TEXTOID});
-	SPI_execute_plan(p->plan, args, NULL, true, 1);
-	s->due = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull));
+	deconstruct_array(array, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE,
+					  &items, NULL, &n);
+	pending = palloc(sizeof(int64) * Max(n, 1));
+	for (i = 0; i < n; i++)
+		pending[i] = DatumGetInt64(items[i]);
+	s->due = OidIsValid(s->relid) &&
+		staged_rows_to_send(s->relid, s->replicated_upto, pending, n);
 }
 
 /*
@@ -1142,9 +1125,6 @@ campaign_worker_main(Datum main_arg)
 	ctl.keysize = sizeof(((Backoff *) 0)->name);
 	ctl.entrysize = sizeof(Backoff);
 	backoffs = hash_create("campaign backoff", 16, &ctl, HASH_ELEM | HASH_STRINGS);
-	ctl.keysize = sizeof(((PendingPlan *) 0)->staging);
-	ctl.entrysize = sizeof(PendingPlan);
-	pending_plans = hash_create("campaign pending plans", 16, &ctl, HASH_ELEM | HASH_STRINGS);
 
 	me->dboid = MyDatabaseId;
 	me->pid = MyProcPid;
