@@ -256,7 +256,7 @@ deploy(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		if (conn)
-			PQfinish(conn);
+			cloud_disconnect(conn);
 	}
 	PG_END_TRY();
 

@@ -11,6 +11,7 @@
 #include "libpq-fe.h"
 
 extern PGconn *cloud_connect(const char *application_name);
+extern void cloud_disconnect(PGconn *conn);
 extern void cloud_report(PGconn *conn, PGresult *res, const char *sql) pg_attribute_noreturn();
 extern PGresult *cloud_exec(PGconn *conn, const char *sql, int nparams,
 							const char *const *params);

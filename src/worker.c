@@ -135,7 +135,7 @@ worker_detach(int code, Datum arg)
 	me->in_pass = false;
 	me->pid = 0;
 	if (cloud)
-		PQfinish(cloud);
+		cloud_disconnect(cloud);
 	cloud = NULL;
 }
 
@@ -716,7 +716,7 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 		if (cloud == NULL || PQstatus(cloud) != CONNECTION_OK)
 		{
 			if (cloud)
-				PQfinish(cloud);
+				cloud_disconnect(cloud);
 			cloud = NULL;
 			campaign_start_transaction();
 			cloud = cloud_connect("campaign replication worker");
@@ -773,7 +773,7 @@ recover_from_error(MemoryContext cxt, const char *schema)
 	FlushErrorState();
 	AbortOutOfAnyTransaction();
 	if (cloud)
-		PQfinish(cloud);
+		cloud_disconnect(cloud);
 	cloud = NULL;
 	message = edata->detail ? psprintf("%s: %s", edata->message, edata->detail)
 		: pstrdup(edata->message);
