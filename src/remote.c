@@ -436,6 +436,43 @@ cloud_exec(PGconn *conn, const char *sql, int nparams, const char *const *params
 	return res;
 }
 
+/*
+ * Run a script of several commands separated by semicolons, sent in one
+ * message (the simple query protocol): one round trip instead of one per
+ * command.  The first command that fails ends the script and its error is
+ * raised; otherwise the last command's result is returned.  Values go in
+ * as literals (cloud_literal).
+ */
+PGresult *
+cloud_exec_script(PGconn *conn, const char *sql)
+{
+	PGresult   *res;
+	ExecStatusType st;
+
+	if (!PQsendQuery(conn, sql))
+		cloud_report(conn, NULL, sql);
+	flush_output(conn);
+	res = get_last_result(conn);
+	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+		cloud_report(conn, res, sql);
+	return res;
+}
+
+/* A value quoted as an SQL literal for the cloud (palloc'd). */
+char *
+cloud_literal(PGconn *conn, const char *value)
+{
+	char	   *quoted = PQescapeLiteral(conn, value, strlen(value));
+	char	   *copy;
+
+	if (quoted == NULL)
+		cloud_report(conn, NULL, NULL);
+	copy = pstrdup(quoted);
+	PQfreemem(quoted);
+	return copy;
+}
+
 /* cloud_exec for commands whose result is not needed. */
 void
 cloud_command(PGconn *conn, const char *sql)

@@ -16,6 +16,8 @@ extern void cloud_report(PGconn *conn, PGresult *res, const char *sql) pg_attrib
 extern PGresult *cloud_exec(PGconn *conn, const char *sql, int nparams,
 							const char *const *params);
 extern void cloud_command(PGconn *conn, const char *sql);
+extern PGresult *cloud_exec_script(PGconn *conn, const char *sql);
+extern char *cloud_literal(PGconn *conn, const char *value);
 extern char *cloud_try_exec(PGconn *conn, const char *sql, int nparams,
 							const char *const *params);
 extern char *cloud_copy_begin(PGconn *conn, const char *copy_sql);

@@ -1469,13 +1469,13 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 				BatchResult *result)
 {
 	char	   *xtkschema = psprintf("%sStg", schema_name);
-	const char *params[4];
 	PGresult   *res;
 	Batch		b;
 	int64		hw;
 	int64		last;
 	int64		examined;
-	char		upto_text[32];
+	char	   *origin;
+	char	   *where;
 	char	   *nsp;
 	char	   *rel;
 	char	   *pending_before;
@@ -1503,22 +1503,27 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	b.target = quote_qualified_identifier(nsp, pnstrdup(rel, strlen(rel) - 3));
 
 	cloud_set_step("replicating %s: reading the cloud's watermark", schema_name);
-	cloud_command(conn, "BEGIN");
-	params[0] = MemoryContextStrdup(caller_cxt, campaign_origin());
-	params[1] = schema_name;
-	params[2] = b.target;
-	res = cloud_exec(conn, "SELECT w.upto, w.pending, (SELECT string_agg(attname::text, E'\\t')"
-					 "   FROM pg_catalog.pg_attribute"
-					 "   WHERE attrelid = $3::pg_catalog.regclass AND attnum > 0 AND NOT attisdropped)"
-					 "  FROM " CLOUD_WATERMARK_TABLE " w"
-					 " WHERE origin = $1 AND schema_name = $2 FOR UPDATE", 3, params);
+	origin = MemoryContextStrdup(caller_cxt, campaign_origin());
+	/* The watermark's row, named by literals, both ends of the batch. */
+	where = MemoryContextStrdup(caller_cxt,
+								psprintf(" WHERE origin = %s AND schema_name = %s",
+										 cloud_literal(conn, origin),
+										 cloud_literal(conn, schema_name)));
+	/* BEGIN and the read in one round trip. */
+	res = cloud_exec_script(conn, psprintf("BEGIN; SELECT w.upto, w.pending,"
+										   " (SELECT string_agg(attname::text, E'\\t')"
+										   "   FROM pg_catalog.pg_attribute"
+										   "   WHERE attrelid = %s::pg_catalog.regclass AND attnum > 0"
+										   "   AND NOT attisdropped)"
+										   "  FROM " CLOUD_WATERMARK_TABLE " w%s FOR UPDATE",
+										   cloud_literal(conn, b.target), where));
 	if (PQntuples(res) != 1)
 	{
 		PQclear(res);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("schema \"%s\" is not deployed from this database", schema_name),
-				 errdetail("The cloud's watermark table has no row for origin %s.", params[0]),
+				 errdetail("The cloud's watermark table has no row for origin %s.", origin),
 				 errhint("Deploy it with campaign.deploy('%s').", schema_name)));
 	}
 	hw = strtoi64(PQgetvalue(res, 0, 0), NULL, 10);
@@ -1558,6 +1563,7 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 
 		cloud_set_step("replicating %s: reading staged changes", schema_name);
 		examined = read_changes(&b, hw, last);
+		result->caught_up = examined == PG_INT64_MAX;
 		last = Max(hw, Min(last, examined));
 		compute_pending(&b, hw, examined, last, floor);
 		if (hw < known_upto)
@@ -1596,11 +1602,10 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	cloud_set_step("replicating %s: committing", schema_name);
 	/* ... and on the standbys of campaign.synchronized_standby_slots. */
 	failover_wait_for_standbys(flush_local_wal());
-	snprintf(upto_text, sizeof(upto_text), INT64_FORMAT, result->upto);
-	params[2] = upto_text;
-	params[3] = result->pending;
-	PQclear(cloud_exec(conn, "UPDATE " CLOUD_WATERMARK_TABLE " SET upto = $3, pending = $4,"
-					   " updated_at = now() WHERE origin = $1 AND schema_name = $2", 4, params));
-	cloud_command(conn, "COMMIT");
+	/* The watermark moves and the transaction commits in one round trip. */
+	PQclear(cloud_exec_script(conn, psprintf("UPDATE " CLOUD_WATERMARK_TABLE " SET upto = "
+											 INT64_FORMAT ", pending = %s, updated_at = now()%s;"
+											 " COMMIT", result->upto,
+											 cloud_literal(conn, result->pending), where)));
 	return sent;
 }

@@ -23,6 +23,9 @@ typedef struct BatchResult
 	char	   *pending;		/* bigint[] text: numbers at or below upto
 								 * that may still commit */
 	int64		lowest_pending; /* the first of them, 0 when none */
+	bool		caught_up;		/* every number up to the staging sequence's
+								 * value at the start was examined: what
+								 * committed before the batch is sent */
 } BatchResult;
 
 /* Set once a batch has begun sending its rows (for ingestion requests). */

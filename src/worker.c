@@ -752,6 +752,13 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 		in_transaction(record_batch, &rec);
 		s->replicated_upto = local_upto(&result);
 		s->replicated_pending = MemoryContextStrdup(pass_cxt, result.pending);
+
+		/*
+		 * Caught up: no batch to find empty (a round trip to the cloud and
+		 * a local transaction).  What commits from now on sets our latch.
+		 */
+		if (result.caught_up)
+			break;
 		if (!until_caught_up && ++batches >= BATCHES_PER_TURN)
 		{
 			*more = true;
