@@ -88,6 +88,7 @@
 #include "storage/sinvaladt.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -1350,19 +1351,22 @@ mark_locally(Batch *b)
 				 errhint("The rows are kept with _stg_error set, and the later changes of their keys wait behind them; fix the cause, then call campaign.retry_errors() or campaign.discard_errors().")));
 }
 
-/* Last value handed out by the staging sequence (0 when none). */
+/*
+ * Last value handed out by the staging sequence (0 when none), from
+ * pg_sequence_last_value() called directly: a query per batch was parsed
+ * and planned every time.
+ */
 static int64
 sequence_last_value(StagingSchema *s)
 {
+	LOCAL_FCINFO(fcinfo, 1);
 	Datum		d;
-	bool		isnull;
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1] = {ObjectIdGetDatum(s->seqid)};
 
-	SPI_execute_with_args("SELECT pg_catalog.pg_sequence_last_value($1::regclass)",
-						  1, argtypes, args, NULL, false, 1);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? 0 : DatumGetInt64(d);
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = ObjectIdGetDatum(s->seqid);
+	fcinfo->args[0].isnull = false;
+	d = pg_sequence_last_value(fcinfo);
+	return fcinfo->isnull ? 0 : DatumGetInt64(d);
 }
 
 /*

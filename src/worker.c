@@ -79,6 +79,20 @@ PGDLLEXPORT void campaign_worker_main(Datum main_arg) pg_attribute_noreturn();
 #define PURGE_INTERVAL_MS 10000
 /* Shortest time between the starts of two passes (wake-ups coalesce). */
 #define MIN_PASS_INTERVAL_MS 10
+
+/*
+ * After a pass that sent a batch, the next one starts LAG_BUDGET_MS after
+ * it, less the time the pass took (at least MIN_PASS_INTERVAL_MS): a change
+ * committed just after a batch read the staging table reaches the cloud
+ * with the next batch, about LAG_BUDGET_MS later, and under a steady
+ * stream each batch carries that long's commits.  A batch costs the worker
+ * about the same CPU whatever its size (round trips to the cloud, local
+ * transactions), so the pause bounds the workers' CPU under any rate to
+ * about 1000 / LAG_BUDGET_MS batches a second per schema, against one
+ * batch every MIN_PASS_INTERVAL_MS.  After a pass that sent nothing, a
+ * commit is served at once.
+ */
+#define LAG_BUDGET_MS 50
 /* How often a ready extension's version is checked again. */
 #define VERSION_CHECK_MS 10000
 /* Batches of one schema in a row before other schemas get their turn. */
@@ -126,6 +140,7 @@ static bool sql_1_0 = false;
 static HTAB *backoffs = NULL;
 static TimestampTz last_purge = 0;
 static bool requests_recovered = false;	/* interrupted requests marked */
+static bool pass_sent = false;	/* the pass sent a batch (LAG_BUDGET_MS) */
 
 static void
 worker_detach(int code, Datum arg)
@@ -741,6 +756,7 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 			}
 			break;
 		}
+		pass_sent = true;
 		for (op = 0; op < 4; op++)
 			applied += result.counts[op];
 		log_batch(s->name, &result, started);
@@ -1149,6 +1165,7 @@ campaign_worker_main(Datum main_arg)
 	for (;;)
 	{
 		long		sleep_ms;
+		long		pass_interval;
 		TimestampTz pass_started;
 
 		ResetLatch(MyLatch);
@@ -1166,8 +1183,14 @@ campaign_worker_main(Datum main_arg)
 		me->in_pass = true;
 		serving(NULL);
 		pass_started = GetCurrentTimestamp();
+		pass_sent = false;
 		sleep_ms = worker_pass();
 		pgstat_report_activity(STATE_IDLE, NULL);
+		pass_interval = MIN_PASS_INTERVAL_MS;
+		/* (A turn that ended with more to send: no pause, it is a backlog.) */
+		if (pass_sent && sleep_ms > 0)
+			pass_interval = Max(pass_interval, LAG_BUDGET_MS -
+								TimestampDifferenceMilliseconds(pass_started, GetCurrentTimestamp()));
 
 		if (sleep_ms > 0)
 		{
@@ -1179,10 +1202,10 @@ campaign_worker_main(Datum main_arg)
 
 		/*
 		 * Wake-ups come with every ingest commit: coalesce them, so that
-		 * under load one pass serves the commits of MIN_PASS_INTERVAL_MS
-		 * instead of one pass per commit.
+		 * one pass serves the commits of pass_interval instead of one pass
+		 * per commit.
 		 */
-		sleep_ms = MIN_PASS_INTERVAL_MS -
+		sleep_ms = pass_interval -
 			TimestampDifferenceMilliseconds(pass_started, GetCurrentTimestamp());
 		if (sleep_ms > 0)
 			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
