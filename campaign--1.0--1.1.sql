@@ -300,7 +300,8 @@ $$;
 --     register_schema);
 --   * retry_errors() re-stages the rejected and the held rows, in their order;
 --   * discard_errors() drops the rejected rows and re-stages the held ones;
---   * staging_status counts the held rows apart from the rejected ones.
+--   * staging_status counts the held rows apart from the rejected ones, and
+--     reads only the pending rows and the rows in error, through indexes.
 -- ---------------------------------------------------------------------------
 -- Numbers at or below replicated_upto that open ingest transactions may
 -- still commit: replicated once they do (our copy of the cloud's).
@@ -371,18 +372,34 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     s campaign.schemas;
+    first_seq constant bigint := -9223372036854775808;
+    last_seq constant bigint := 9223372036854775807;
 BEGIN
     FOR s IN SELECT * FROM campaign.schemas WHERE staging_table IS NOT NULL ORDER BY 1, 2 LOOP
         namespace := s.namespace;
         name := s.name;
-        EXECUTE format('SELECT count(*), min(_lastmodified) FROM %I.%I'
-                       ' WHERE (_stg_seq > $1 OR _stg_seq = ANY ($2)) AND _stg_error IS NULL',
+        -- Index range scans only, whatever the statistics.  The rows above
+        -- the watermark and the pending numbers at or below it are read
+        -- apart (an OR of the two is a filter over the whole table when the
+        -- planner does not see the range is small), and each range has two
+        -- bounds, the ends of bigint where it has no other: a staging table
+        -- filled since its last ANALYZE has no statistics, and the planner
+        -- then estimates an open range at a third of the table, and reads
+        -- it with a sequential scan of every replicated row staging keeps,
+        -- where it estimates a closed one small.
+        EXECUTE format('SELECT a.n + b.n, least(a.oldest, b.oldest) FROM'
+                       ' (SELECT count(*) AS n, min(_lastmodified) AS oldest FROM %1$I.%2$I'
+                       '   WHERE _stg_seq > $1 AND _stg_seq <= $3 AND _stg_error IS NULL) a,'
+                       ' (SELECT count(*) AS n, min(_lastmodified) AS oldest FROM %1$I.%2$I'
+                       '   WHERE _stg_seq = ANY ($2) AND _stg_seq <= $1 AND _stg_error IS NULL) b',
                        s.sql_schema, s.staging_table)
-           INTO pending, oldest_pending USING s.replicated_upto, s.replicated_pending;
+           INTO pending, oldest_pending USING s.replicated_upto, s.replicated_pending, last_seq;
+        -- Through the partial index on the rows in error.
         EXECUTE format('SELECT count(*) FILTER (WHERE _stg_error NOT LIKE ''waiting behind change %%''),'
                        '       count(*) FILTER (WHERE _stg_error LIKE ''waiting behind change %%'')'
-                       '  FROM %I.%I WHERE _stg_error IS NOT NULL', s.sql_schema, s.staging_table)
-           INTO errors, held;
+                       '  FROM %I.%I WHERE _stg_error IS NOT NULL AND _stg_seq BETWEEN $1 AND $2',
+                       s.sql_schema, s.staging_table)
+           INTO errors, held USING first_seq, last_seq;
         RETURN NEXT;
     END LOOP;
 END
