@@ -24,7 +24,9 @@
 #
 # The streams (local table bench_changes: one row per change; a NULL value
 # is an attribute the change does not carry), $NROWS changes each unless
-# said otherwise, ingested in collections of $COLL records:
+# said otherwise, ingested in collections of $COLL records (the XML
+# documents are built once, untimed, into bench_docs; the timed loads send
+# them as they are):
 #   keyless   inserts through xtk_ingest (no _key), ids 1..N;
 #   new       xtk_ingest_ext upserts (_key="@id") of ids 1..N, cloud empty;
 #   existing  upserts of ids 1..N, all attributes changed, cloud holding
@@ -93,6 +95,9 @@
 #               then inserts a marker row into bench_lr_done; done when the
 #               marker is on the cloud (changes apply in commit order),
 #               polled every 20 ms.  For new, existing and mixed100.
+#               Its subscription is enabled only during its own runs (its
+#               walsender would otherwise decode campaign's staging writes
+#               during campaign's runs).
 # Ratios: baseline time / time ($NROWS rows vs $NROWS changes), so 1.00 is
 # the COPY pipe's speed; rows/s are changes per second.  Best of $REPEAT
 # rounds, the order of the runs reversed every other round.
@@ -251,21 +256,31 @@ load_state() {  # load_state CLOUD_TABLE STATE
     csql "VACUUM ANALYZE $1" >/dev/null
 }
 
-# The staging script of a stream: one xtk_ingest(_ext) per collection.
+# The documents of a stream, one per collection of $COLL records, built
+# once (untimed) into bench_docs: the timed load sends ready documents, as an
+# API client does, instead of formatting 300k XML elements in the timed
+# statements (which the logical replication peer's load does not do).
+build_docs() {  # build_docs STREAM
+    local s=$1 key=''
+    [ "$s" = keyless ] || key=' _key="@id"'
+    lsql "INSERT INTO bench_docs
+          SELECT '$s', (j - 1) / $COLL, '<sampleTableStg-collection xtkschema=\"dem:sampleTableStg\"$key>'
+                 || string_agg(format('<sampleTableStg id=\"%s\"%s%s%s%s/>', id,
+                         CASE WHEN op IN ('update', 'delete') THEN format(' _operation=\"%s\"', op) ELSE '' END,
+                         CASE WHEN t1 IS NOT NULL THEN format(' testcol1=\"%s\"', t1) ELSE '' END,
+                         CASE WHEN t2 IS NOT NULL THEN format(' testcol2=\"%s\"', t2) ELSE '' END,
+                         CASE WHEN score IS NOT NULL THEN format(' score=\"%s\"', score) ELSE '' END), '' ORDER BY j)
+                 || '</sampleTableStg-collection>'
+            FROM bench_changes WHERE k = '$s' GROUP BY (j - 1) / $COLL" >/dev/null
+}
+
+# The staging script of a stream: one xtk_ingest(_ext) per document.
 stage_script() {  # stage_script STREAM FILE
-    local s=$1 n=${NCHANGES[$1]} from fn key
-    if [ "$s" = keyless ]; then fn=xtk_ingest key=''; else fn=xtk_ingest_ext key=' _key="@id"'; fi
+    local s=$1 n fn=xtk_ingest_ext
+    [ "$s" != keyless ] || fn=xtk_ingest
     : >"$2"
-    for from in $(seq 1 "$COLL" "$n"); do
-        cat >>"$2" <<EOF
-SELECT campaign.$fn((SELECT '<sampleTableStg-collection xtkschema="dem:sampleTableStg"$key>'
-    || string_agg(format('<sampleTableStg id="%s"%s%s%s%s/>', id,
-                         CASE WHEN op IN ('update', 'delete') THEN format(' _operation="%s"', op) ELSE '' END,
-                         CASE WHEN t1 IS NOT NULL THEN format(' testcol1="%s"', t1) ELSE '' END,
-                         CASE WHEN t2 IS NOT NULL THEN format(' testcol2="%s"', t2) ELSE '' END,
-                         CASE WHEN score IS NOT NULL THEN format(' score="%s"', score) ELSE '' END), '' ORDER BY j)
-    || '</sampleTableStg-collection>' FROM bench_changes WHERE k = '$s' AND j BETWEEN $from AND $((from + COLL - 1)))) IS NULL;
-EOF
+    for n in $(lsql "SELECT n FROM bench_docs WHERE k = '$s' ORDER BY n"); do
+        echo "SELECT campaign.$fn(doc) IS NULL FROM bench_docs WHERE k = '$s' AND n = $n;" >>"$2"
     done
     own "$2"
 }
@@ -298,10 +313,38 @@ lr_script() {  # lr_script STREAM FILE
     own "$2"
 }
 
-for s in keyless new existing mixed100 perrow random; do stage_script "$s" "$WORK/stage-$s.sql"; done
+lsql "CREATE TABLE bench_docs (k text, n integer, doc text, PRIMARY KEY (k, n)); ALTER TABLE bench_docs ALTER doc SET STORAGE EXTERNAL" >/dev/null
+for s in keyless new existing mixed100 perrow random; do
+    build_docs "$s"
+    stage_script "$s" "$WORK/stage-$s.sql"
+done
+lsql "VACUUM ANALYZE bench_docs" >/dev/null
 for s in new existing mixed100; do lr_script "$s" "$WORK/lr-$s.sql"; done
 
 # ---------------------------------------------------------------- runs
+# The logical replication peer runs only during its own runs: its walsender
+# decodes every WAL record of the local server (the staging writes of
+# campaign's runs included, filtering them out only after decoding), which
+# took a third of the CPU of a campaign end-to-end run on 2 cores.  Its
+# subscription is disabled for the other runs and enabled again at the start
+# of each lr run, whose untimed initial state waits until it has caught up.
+LR_ON=1
+lr_pause() {
+    [ "$LR_ON" = 1 ] || return 0
+    csql "ALTER SUBSCRIPTION bench_sub DISABLE" >/dev/null
+    local i
+    for i in $(seq 1 500); do
+        [ "$(lsql "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'bench_sub'")" = 0 ] && break
+        sleep 0.02
+    done
+    LR_ON=0
+}
+lr_resume() {
+    [ "$LR_ON" = 0 ] || return 0
+    csql "ALTER SUBSCRIPTION bench_sub ENABLE" >/dev/null
+    LR_ON=1
+}
+
 run_copy() {  # run_copy TABLE -> ms
     local t0 t1
     csql "TRUNCATE $1" >/dev/null
@@ -442,6 +485,7 @@ for r in $(seq 1 "$REPEAT"); do
     fi
     for run in "${order[@]}"; do
         kind=${run%%:*} s=${run#*:} DETAIL=''
+        if [ "$kind" = lr ]; then lr_resume; else lr_pause; fi
         case $kind in
             copy) ms=$(run_copy bench_target); s=keyless ;;
             copy100) ms=$(run_copy bench_target100); s=keyless ;;
