@@ -253,13 +253,20 @@ get_last_result(PGconn *conn)
 	return last;
 }
 
-/* Send a query with parameters and wait for its result. */
-static PGresult *
-send_and_wait(PGconn *conn, const char *sql, int nparams, const char *const *params)
+/* Send a query with parameters, without waiting for its result. */
+static void
+send_query(PGconn *conn, const char *sql, int nparams, const char *const *params)
 {
 	if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0))
 		cloud_report(conn, NULL, sql);
 	flush_output(conn);
+}
+
+/* Send a query with parameters and wait for its result. */
+static PGresult *
+send_and_wait(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	send_query(conn, sql, nparams, params);
 	return get_last_result(conn);
 }
 
@@ -516,6 +523,22 @@ cloud_try_exec(PGconn *conn, const char *sql, int nparams,
 			   const char *const *params)
 {
 	return try_result(conn, send_and_wait(conn, sql, nparams, params), sql);
+}
+
+/*
+ * cloud_try_exec, calling work(arg) while the cloud executes the command:
+ * the worker reads its next batch while the cloud applies this one
+ * (replicate.c).  When work() raises, the command is still running: the
+ * caller drops the connection, as after any error, and the remote
+ * transaction never commits.
+ */
+char *
+cloud_try_exec_overlapped(PGconn *conn, const char *sql, int nparams,
+						  const char *const *params, void (*work) (void *arg), void *arg)
+{
+	send_query(conn, sql, nparams, params);
+	work(arg);
+	return try_result(conn, get_last_result(conn), sql);
 }
 
 /*

@@ -20,6 +20,9 @@ extern PGresult *cloud_exec_script(PGconn *conn, const char *sql);
 extern char *cloud_literal(PGconn *conn, const char *value);
 extern char *cloud_try_exec(PGconn *conn, const char *sql, int nparams,
 							const char *const *params);
+extern char *cloud_try_exec_overlapped(PGconn *conn, const char *sql, int nparams,
+									   const char *const *params,
+									   void (*work) (void *arg), void *arg);
 extern char *cloud_copy_begin(PGconn *conn, const char *copy_sql);
 extern void cloud_copy_send(PGconn *conn, const char *buf, size_t len);
 extern char *cloud_copy_end(PGconn *conn);

@@ -57,6 +57,18 @@
  * Rows of one key never meet twice in a statement, so the statements are
  * order-free; segments apply in staging order.
  *
+ * Reading ahead.  A backlog drains batch after batch.  While the cloud
+ * runs the main statement of a full batch, the worker reads the next one
+ * (steps 2 and 3) for the watermark and pending numbers this batch will
+ * leave, instead of waiting: the two servers work at once.  The next batch
+ * applies it only if, under the watermark's row lock, the cloud's
+ * watermark, pending numbers and columns are exactly those it was read for
+ * (nobody else replicated in between) and the schema's cache entry is the
+ * same; otherwise it is dropped and read again.  It is not read after a
+ * batch that holds or marks rows (the keys held would change), nor when a
+ * writer without a claim would have to be waited for.  A worker so holds
+ * up to two batches (campaign.batch_memory each).
+ *
  * Rejected rows.  A segment applies under a savepoint.  When the cloud
  * refuses it (a data error: classes 22, 23, 44, P0, at COPY or at apply),
  * it is rolled back and its changes are applied one by one in staging
@@ -177,6 +189,11 @@ typedef struct Batch
 	BatchResult *result;
 	List	   *marks;			/* Mark: rows to flag locally */
 	int			segno;
+	MemoryContext cxt;			/* where what the rows read need lives */
+	char	   *columns;		/* the cloud table's columns, tab-separated */
+	int64		upto;			/* the watermark after the batch */
+	bool		full;			/* stopped at the batch bounds: more follows */
+	bool		read_ahead;		/* read the next batch during the last apply */
 } Batch;
 
 /* A row to flag in error locally: rejected, or held behind another. */
@@ -192,6 +209,8 @@ bool		replication_data_sent = false;
 
 /* The connection whose cloud has the current watermark table (migrate_cloud). */
 static PGconn *migrated_conn = NULL;
+
+static void read_next_batch(void *arg);
 
 /* ---------- reading the staged rows ---------- */
 
@@ -553,6 +572,8 @@ read_changes(Batch *b, int64 hw, int64 upto)
 		SPI_cursor_fetch(portal, true, 1000);
 		if (SPI_processed == 0)
 			break;
+		/* SPI returns in its own context; a read-ahead batch outlives it. */
+		MemoryContextSwitchTo(b->cxt);
 		for (i = 0; i < SPI_processed && !full; i++)
 		{
 			bool		isnull;
@@ -573,6 +594,7 @@ read_changes(Batch *b, int64 hw, int64 upto)
 	}
 	SPI_cursor_close(portal);
 	SPI_freeplan(plan);
+	MemoryContextSwitchTo(b->cxt);
 	return full ? last_seq : PG_INT64_MAX;
 }
 
@@ -585,8 +607,10 @@ read_changes(Batch *b, int64 hw, int64 upto)
  * WaitForLockers does.  A VACUUM or an autovacuum worker holds a lock that
  * conflicts too (SHARE UPDATE EXCLUSIVE) but adds no row: it is not waited
  * for (an autovacuum of a large staging table, throttled by its cost delay,
- * would hold replication back for minutes).  Returns the lowest first
- * number of the open claims, PG_INT64_MAX when there is none.
+ * would hold replication back for minutes).  Sets *floor to the lowest
+ * first number of the open claims, PG_INT64_MAX when there is none.  With
+ * wait false, returns false instead of waiting for a writer without a
+ * claim.
  */
 static bool
 is_vacuum(VirtualTransactionId vxid)
@@ -597,13 +621,13 @@ is_vacuum(VirtualTransactionId vxid)
 		(proc->statusFlags & (PROC_IS_AUTOVACUUM | PROC_IN_VACUUM)) != 0;
 }
 
-static int64
-open_claims_floor(Oid relid)
+static bool
+open_claims_floor(Oid relid, bool wait, int64 *floor)
 {
 	LOCKTAG		tag;
 	VirtualTransactionId *lockers;
-	int64		floor = PG_INT64_MAX;
 
+	*floor = PG_INT64_MAX;
 	SET_LOCKTAG_RELATION(tag, MyDatabaseId, relid);
 	lockers = GetLockConflicts(&tag, ShareLock, NULL);
 	for (; VirtualTransactionIdIsValid(*lockers); lockers++)
@@ -616,12 +640,14 @@ open_claims_floor(Oid relid)
 
 			if (!campaign_claim_of(*lockers, relid, &first))
 			{
+				if (!wait && !VirtualXactLock(*lockers, false))
+					return false;
 				VirtualXactLock(*lockers, true);
 				break;
 			}
 			if (first > 0)
 			{
-				floor = Min(floor, first);
+				*floor = Min(*floor, first);
 				break;
 			}
 			/* Taking its first number right now: a matter of microseconds. */
@@ -631,7 +657,7 @@ open_claims_floor(Oid relid)
 			pg_usleep(100);
 		}
 	}
-	return floor;
+	return true;
 }
 
 /*
@@ -925,14 +951,23 @@ apply_statement(Batch *b, KeyDef *k, char kind, const char *where,
 	return sql.data;
 }
 
-/* Run a statement with the segment number as $1; NULL or the data error. */
+/*
+ * Run a statement with the segment number as $1; NULL or the data error.
+ * The last statement of the batch's first keyed segment runs while the
+ * next batch is read, when the batch reads ahead (read_next_batch).
+ */
 static char *
-exec_segment(PGconn *conn, Batch *b, const char *sql)
+exec_segment(PGconn *conn, Batch *b, const char *sql, bool last)
 {
 	char		seg[16];
 	const char *params[1] = {seg};
 
 	snprintf(seg, sizeof(seg), "%d", b->segno);
+	if (last && b->read_ahead)
+	{
+		b->read_ahead = false;
+		return cloud_try_exec_overlapped(conn, sql, 1, params, read_next_batch, b);
+	}
 	return cloud_try_exec(conn, sql, 1, params);
 }
 
@@ -1152,14 +1187,15 @@ apply_keyed(PGconn *conn, Batch *b, int first, int end)
 	cloud_set_step("replicating %s: applying %d keys", b->schema->xtkschema, nkeys);
 	if (any_delete &&
 		(msg = exec_segment(conn, b, apply_statement(b, k, 'D', where, NULL, true,
-													  NULL, true, false))) != NULL)
+													  NULL, true, false),
+							 !any_insert && !any_update)) != NULL)
 		return msg;
 	if (any_insert)
 		return exec_segment(conn, b, apply_statement(b, k, 'I', where, upd_cols, upd_all,
-													  ins_cols, ins_all, any_update));
+													  ins_cols, ins_all, any_update), true);
 	if (any_update)
 		return exec_segment(conn, b, apply_statement(b, k, 'U', where, upd_cols, upd_all,
-													  NULL, true, true));
+													  NULL, true, true), true);
 	return NULL;
 }
 
@@ -1460,36 +1496,174 @@ flush_local_wal(void)
 	return upto;
 }
 
+/* ---------- reading ahead ---------- */
+
+/*
+ * The next batch of a backlog, read while the cloud applies this one: the
+ * batch that would be read once this one commits, starting from the
+ * watermark and pending numbers this one leaves.
+ */
+typedef struct ReadAhead
+{
+	MemoryContext cxt;			/* holds all of it */
+	PGconn	   *conn;
+	char	   *schema_name;
+	int64		from;			/* the watermark it starts from */
+	char	   *pending_from;	/* and the pending numbers there */
+	BatchResult result;			/* what reading counted (rows it marked) */
+	Batch		batch;
+} ReadAhead;
+
+static ReadAhead *ahead_made = NULL;	/* by the batch in progress */
+static ReadAhead *ahead_ready = NULL;	/* by the last batch, committed */
+static ReadAhead *ahead_used = NULL;	/* the batch in progress itself */
+
+static void
+drop_read_ahead(ReadAhead **ra)
+{
+	if (*ra)
+		MemoryContextDelete((*ra)->cxt);
+	*ra = NULL;
+}
+
+/* What a batch reading rows needs, in the current memory context. */
+static void
+init_batch(Batch *b)
+{
+	HASHCTL		ctl;
+
+	b->cxt = CurrentMemoryContext;
+	initStringInfo(&b->text);
+	b->row_cxt = AllocSetContextCreate(CurrentMemoryContext, "campaign batch row",
+									   ALLOCSET_SMALL_SIZES);
+	b->maxchanges = 1024;
+	b->changes = palloc(sizeof(Change) * b->maxchanges);
+	b->fields = palloc(sizeof(Field) * b->maxchanges * Max(b->nsent, 1));
+	b->maxseen = 1024;
+	b->seen = palloc(sizeof(int64) * b->maxseen);
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = sizeof(HeldKey);
+	ctl.hcxt = CurrentMemoryContext;
+	b->held = hash_create("campaign held keys", 64, &ctl,
+						  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/*
+ * Read the batch that starts at watermark hw, b->pending being the numbers
+ * pending there, with the sequence's last value and the open claims'
+ * floor: the rows, then b->upto and b->pending after the batch.
+ */
+static void
+read_batch(Batch *b, int64 hw, int64 last, int64 floor)
+{
+	int64		examined = read_changes(b, hw, last);
+
+	b->full = examined != PG_INT64_MAX;
+	b->upto = Max(hw, Min(last, examined));
+	compute_pending(b, hw, examined, b->upto, floor);
+}
+
+/*
+ * Called while the cloud runs the batch's main statement: read the next
+ * batch (steps 2 and 3), kept in ahead_made.  Only after a full batch that
+ * neither holds nor marks rows (the keys held would change), and never
+ * waiting for a writer without a claim (the batch in flight would wait).
+ */
+static void
+read_next_batch(void *arg)
+{
+	Batch	   *b = (Batch *) arg;
+	MemoryContext old = CurrentMemoryContext;
+	MemoryContext cxt;
+	ReadAhead  *ra;
+	Batch	   *next;
+	int64		last;
+	int64		floor;
+
+	if (!b->full || b->marks != NIL || hash_get_num_entries(b->held) > 0)
+		return;
+	last = sequence_last_value(b->schema);
+	if (!open_claims_floor(b->schema->relid, false, &floor))
+		return;
+	cloud_set_step("replicating %s: applying, reading the next batch meanwhile",
+				   b->schema->xtkschema);
+	drop_read_ahead(&ahead_made);
+	cxt = AllocSetContextCreate(TopMemoryContext, "campaign read-ahead",
+								ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(cxt);
+	ra = palloc0(sizeof(ReadAhead));
+	ra->cxt = cxt;
+	ahead_made = ra;
+	ra->from = b->upto;
+	ra->pending_from = pending_text(b);
+	next = &ra->batch;
+	next->schema = b->schema;
+	next->staging = pstrdup(b->staging);
+	next->target = pstrdup(b->target);
+	next->columns = pstrdup(b->columns);
+	next->nsent = b->nsent;
+	next->sent = palloc(sizeof(int) * Max(b->nsent, 1));
+	memcpy(next->sent, b->sent, sizeof(int) * b->nsent);
+	next->npending = b->npending;
+	next->pending = palloc(sizeof(int64) * Max(b->npending, 1));
+	memcpy(next->pending, b->pending, sizeof(int64) * b->npending);
+	next->result = &ra->result;
+	init_batch(next);
+	read_batch(next, ra->from, last, floor);
+	ra->result.bytes = next->text.len;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Can the batch read ahead be applied now?  Only over the same connection,
+ * for the same schema (the same cache entry: the same attributes), with the
+ * cloud's watermark, pending numbers and columns exactly those it was read
+ * for: then it is the batch a read now would return, as of a moment ago.
+ */
+static bool
+read_ahead_fits(ReadAhead *ra, PGconn *conn, const char *schema_name, Batch *b,
+				int64 hw, int64 known_upto, const char *pending)
+{
+	return ra != NULL && ra->conn == conn && strcmp(ra->schema_name, schema_name) == 0 &&
+		ra->batch.schema == b->schema && ra->from == hw && hw >= known_upto &&
+		strcmp(ra->pending_from, pending) == 0 && strcmp(ra->batch.columns, b->columns) == 0;
+}
+
 /*
  * Replicate one batch of schema "ns:name" over conn.  Runs its own local
  * transactions (call it outside of one).  known_upto is our copy of the
  * cloud's watermark, to detect a cloud that lost data.  Returns false when
  * there was nothing to replicate (result->upto and result->pending are then
  * the cloud's state, which may still have moved: numbers that were pending
- * and turned out never to commit).
+ * and turned out never to commit).  With read_ahead, a full batch reads
+ * the next one while the cloud applies it, for the next call to apply.
  */
 bool
 replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
-				BatchResult *result)
+				bool read_ahead, BatchResult *result)
 {
 	char	   *xtkschema = psprintf("%sStg", schema_name);
 	PGresult   *res;
 	Batch		b;
 	int64		hw;
 	int64		last;
-	int64		examined;
 	char	   *origin;
 	char	   *where;
 	char	   *nsp;
 	char	   *rel;
 	char	   *pending_before;
-	HASHCTL		ctl;
+	ReadAhead  *ra;
 	bool		sent;
 	MemoryContext caller_cxt = CurrentMemoryContext;	/* outlives SPI's */
 
 	memset(result, 0, sizeof(BatchResult));
 	memset(&b, 0, sizeof(Batch));
 	b.result = result;
+	/* What a failed batch left; the next batch read ahead, if any. */
+	drop_read_ahead(&ahead_used);
+	drop_read_ahead(&ahead_made);
+	ra = ahead_ready;
+	ahead_ready = NULL;
 
 	if (conn != migrated_conn)
 	{
@@ -1533,7 +1707,9 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	hw = strtoi64(PQgetvalue(res, 0, 0), NULL, 10);
 	pending_before = MemoryContextStrdup(caller_cxt, PQgetvalue(res, 0, 1));
 	parse_pending(&b, pending_before);
-	choose_sent_attributes(&b, PQgetvalue(res, 0, 2));
+	b.columns = pstrdup(PQgetvalue(res, 0, 2));
+	choose_sent_attributes(&b, b.columns);
+	b.read_ahead = read_ahead;
 	PQclear(res);
 	result->from = hw;
 	if (hw < known_upto)
@@ -1543,33 +1719,37 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 								   hw, known_upto, hw);
 
 	last = sequence_last_value(b.schema);
-	if (last > hw || b.npending > 0)
+	if (read_ahead_fits(ra, conn, schema_name, &b, hw, known_upto, pending_before))
+	{
+		ahead_used = ra;
+		ra = NULL;
+		ahead_used->batch.read_ahead = read_ahead;
+		b = ahead_used->batch;
+		b.result = result;
+		result->rejected = ahead_used->result.rejected;
+		result->bytes = ahead_used->result.bytes;
+		result->caught_up = !b.full;
+		last = b.upto;
+		if (b.nchanges > 0)
+		{
+			failover_check_standbys();
+			apply_batch(conn, &b);
+		}
+		mark_locally(&b);
+	}
+	else if (last > hw || b.npending > 0)
 	{
 		int64		floor;
 
 		cloud_set_step("replicating %s: checking open ingest transactions", schema_name);
-		floor = open_claims_floor(b.schema->relid);
-
-		initStringInfo(&b.text);
-		b.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "campaign batch row",
-										  ALLOCSET_SMALL_SIZES);
-		b.maxchanges = 1024;
-		b.changes = palloc(sizeof(Change) * b.maxchanges);
-		b.fields = palloc(sizeof(Field) * b.maxchanges * Max(b.nsent, 1));
-		b.maxseen = 1024;
-		b.seen = palloc(sizeof(int64) * b.maxseen);
-		ctl.keysize = sizeof(uint64);
-		ctl.entrysize = sizeof(HeldKey);
-		ctl.hcxt = CurrentMemoryContext;
-		b.held = hash_create("campaign held keys", 64, &ctl,
-							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		(void) open_claims_floor(b.schema->relid, true, &floor);
+		init_batch(&b);
 		load_held_keys(&b);
 
 		cloud_set_step("replicating %s: reading staged changes", schema_name);
-		examined = read_changes(&b, hw, last);
-		result->caught_up = examined == PG_INT64_MAX;
-		last = Max(hw, Min(last, examined));
-		compute_pending(&b, hw, examined, last, floor);
+		read_batch(&b, hw, last, floor);
+		result->caught_up = !b.full;
+		last = b.upto;
 		if (hw < known_upto)
 			report_purged_gap(&b, hw, known_upto, result);
 		result->bytes = b.text.len;
@@ -1581,6 +1761,7 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 		}
 		mark_locally(&b);
 	}
+	drop_read_ahead(&ra);
 	result->upto = Max(last, hw);
 	result->rows = b.nchanges;
 	result->pending = MemoryContextStrdup(caller_cxt, pending_text(&b));
@@ -1596,6 +1777,7 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	if (!sent && result->upto == hw && strcmp(result->pending, pending_before) == 0)
 	{
 		cloud_command(conn, "ROLLBACK");
+		drop_read_ahead(&ahead_made);
 		return false;
 	}
 
@@ -1611,5 +1793,15 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 											 INT64_FORMAT ", pending = %s, updated_at = now()%s;"
 											 " COMMIT", result->upto,
 											 cloud_literal(conn, result->pending), where)));
+	drop_read_ahead(&ahead_used);
+	/* The next batch was read for the watermark this one left. */
+	if (ahead_made && b.marks == NIL)
+	{
+		ahead_made->conn = conn;
+		ahead_made->schema_name = MemoryContextStrdup(ahead_made->cxt, schema_name);
+		ahead_ready = ahead_made;
+		ahead_made = NULL;
+	}
+	drop_read_ahead(&ahead_made);
 	return sent;
 }

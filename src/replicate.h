@@ -32,6 +32,6 @@ typedef struct BatchResult
 extern bool replication_data_sent;
 
 extern bool replicate_batch(PGconn *conn, const char *schema_name,
-							int64 known_upto, BatchResult *result);
+							int64 known_upto, bool read_ahead, BatchResult *result);
 
 #endif							/* CAMPAIGN_REPLICATE_H */

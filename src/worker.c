@@ -739,7 +739,9 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 		}
 		/* After a failover: the cloud's watermark against this database. */
 		failover_heal(cloud, s->name);
-		if (!replicate_batch(cloud, s->name, s->replicated_upto, &result))
+		/* Read ahead when this turn goes on with the same schema. */
+		if (!replicate_batch(cloud, s->name, s->replicated_upto,
+							 until_caught_up || batches + 1 < BATCHES_PER_TURN, &result))
 		{
 			/*
 			 * A crash between the cloud's commit and ours leaves our copy of
