@@ -579,6 +579,8 @@ cloud_copy_send(PGconn *conn, const char *buf, size_t len)
 			continue;
 		}
 		off += chunk;
+		/* Out as it goes: libpq's buffer would grow to the whole batch. */
+		flush_output(conn);
 	}
 }
 
