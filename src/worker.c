@@ -94,7 +94,7 @@ PGDLLEXPORT void campaign_worker_main(Datum main_arg) pg_attribute_noreturn();
  * batch every MIN_PASS_INTERVAL_MS.  After a pass that sent nothing, a
  * commit is served at once.
  */
-#define LAG_BUDGET_MS 50
+#define LAG_BUDGET_MS 40
 /* How often a ready extension's version is checked again. */
 #define VERSION_CHECK_MS 10000
 /* Batches of one schema in a row before other schemas get their turn. */
