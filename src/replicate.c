@@ -1311,7 +1311,9 @@ apply_segment(PGconn *conn, Batch *b, int first, int end)
 		msg = apply_keyed(conn, b, first, end);
 	if (msg == NULL)
 	{
-		cloud_command(conn, "RELEASE SAVEPOINT campaign_segment");
+		/* The batch's last segment is released by the COMMIT. */
+		if (end < b->nchanges)
+			cloud_command(conn, "RELEASE SAVEPOINT campaign_segment");
 		return;
 	}
 	ereport(LOG,
@@ -1329,9 +1331,16 @@ static void
 apply_batch(PGconn *conn, Batch *b)
 {
 	int			first = 0;
+	int			c;
 
 	replication_data_sent = true;
-	create_temp_table(conn, b);
+	/* Only keyed segments go through the temporary table. */
+	for (c = 0; c < b->nchanges; c++)
+		if (b->changes[c].keydef >= 0)
+		{
+			create_temp_table(conn, b);
+			break;
+		}
 	while (first < b->nchanges)
 	{
 		int			keydef = b->changes[first].keydef;
