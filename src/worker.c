@@ -143,6 +143,7 @@ static HTAB *backoffs = NULL;
 static TimestampTz last_purge = 0;
 static bool requests_recovered = false;	/* interrupted requests marked */
 static bool pass_sent = false;	/* the pass sent a batch (LAG_BUDGET_MS) */
+static Oid	sent_relid = InvalidOid;	/* the staging table it sent from */
 
 static void
 worker_detach(int code, Datum arg)
@@ -543,6 +544,22 @@ claim_schema(WorkerSchema *s)
 	return false;
 }
 
+/*
+ * Does another worker keep the staging table after a batch (see serving())?
+ * It serves it again when its pause is over: the others pass it by.
+ */
+static bool
+kept_by_other(Oid relid)
+{
+	int			i;
+
+	for (i = 0; OidIsValid(relid) && i < campaign_nworkers; i++)
+		if (&campaign_workers[i] != me && campaign_worker_latch(i) &&
+			campaign_workers[i].serving == relid)
+			return true;
+	return false;
+}
+
 static void
 release_schema_key(uint32 key)
 {
@@ -761,6 +778,7 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 			break;
 		}
 		pass_sent = true;
+		sent_relid = s->relid;
 		for (op = 0; op < 4; op++)
 			applied += result.counts[op];
 		log_batch(s->name, &result, started);
@@ -837,11 +855,17 @@ record_failure(MemoryContext cxt, const char *schema, const char *message)
 	return rec.history_id;
 }
 
-/* Say in shared memory and pg_stat_activity which schema we replicate. */
+/*
+ * Say in shared memory and pg_stat_activity which schema we replicate.
+ * After a turn that sent a batch, the staging table stays ours in shared
+ * memory until the pause that follows the pass is over (LAG_BUDGET_MS):
+ * its commits meanwhile wake us, not an idle worker of the pool, which
+ * would start a pass at once and make the pause void.
+ */
 static void
 serving(WorkerSchema *s)
 {
-	me->serving = s ? s->relid : InvalidOid;
+	me->serving = s ? s->relid : pass_sent ? sent_relid : InvalidOid;
 	pg_memory_barrier();
 	pgstat_report_activity(STATE_RUNNING, s ? psprintf("replicating %s", s->name)
 						   : "looking for staged changes");
@@ -1049,7 +1073,7 @@ worker_pass(void)
 		int64		applied;
 		ListCell   *lc;
 
-		if (!asked && !s->due)
+		if (!asked && (!s->due || kept_by_other(s->relid)))
 			continue;
 		if (!asked && b && b->retry_at > now)
 		{
@@ -1195,7 +1219,7 @@ campaign_worker_main(Datum main_arg)
 		MemoryContextReset(pass_cxt);
 		MemoryContextSwitchTo(pass_cxt);
 		me->in_pass = true;
-		serving(NULL);
+		serving(NULL);			/* (keeps the table of the last pass's batch) */
 		pass_started = GetCurrentTimestamp();
 		pass_sent = false;
 		sleep_ms = worker_pass();
@@ -1203,8 +1227,13 @@ campaign_worker_main(Datum main_arg)
 		pass_interval = MIN_PASS_INTERVAL_MS;
 		/* (A turn that ended with more to send: no pause, it is a backlog.) */
 		if (pass_sent && sleep_ms > 0)
+		{
 			pass_interval = Max(pass_interval, LAG_BUDGET_MS -
 								TimestampDifferenceMilliseconds(pass_started, GetCurrentTimestamp()));
+		}
+		else
+			pass_sent = false;	/* no pause: the table is not kept (serving) */
+		serving(NULL);
 
 		if (sleep_ms > 0)
 		{
