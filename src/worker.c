@@ -92,9 +92,13 @@ PGDLLEXPORT void campaign_worker_main(Datum main_arg) pg_attribute_noreturn();
  * transactions), so the pause bounds the workers' CPU under any rate to
  * about 1000 / LAG_BUDGET_MS batches a second per schema, against one
  * batch every MIN_PASS_INTERVAL_MS.  After a pass that sent nothing, a
- * commit is served at once.
+ * commit is served at once; after one that sent fewer than PAUSE_MIN_ROWS
+ * changes (a stream of less than about a thousand commits a second, whose
+ * batches cost little), the next pass may start MIN_PASS_INTERVAL_MS after
+ * it, so that a slow stream keeps a lag of a few milliseconds.
  */
 #define LAG_BUDGET_MS 40
+#define PAUSE_MIN_ROWS 10
 /* How often a ready extension's version is checked again. */
 #define VERSION_CHECK_MS 10000
 /* Batches of one schema in a row before other schemas get their turn. */
@@ -143,6 +147,7 @@ static HTAB *backoffs = NULL;
 static TimestampTz last_purge = 0;
 static bool requests_recovered = false;	/* interrupted requests marked */
 static bool pass_sent = false;	/* the pass sent a batch (LAG_BUDGET_MS) */
+static int64 pass_rows = 0;		/* the changes its batches carried */
 static Oid	sent_relid = InvalidOid;	/* the staging table it sent from */
 
 static void
@@ -778,6 +783,7 @@ replicate_schema(WorkerSchema *s, bool until_caught_up, bool *more)
 			break;
 		}
 		pass_sent = true;
+		pass_rows += result.rows;
 		sent_relid = s->relid;
 		for (op = 0; op < 4; op++)
 			applied += result.counts[op];
@@ -1222,11 +1228,12 @@ campaign_worker_main(Datum main_arg)
 		serving(NULL);			/* (keeps the table of the last pass's batch) */
 		pass_started = GetCurrentTimestamp();
 		pass_sent = false;
+		pass_rows = 0;
 		sleep_ms = worker_pass();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		pass_interval = MIN_PASS_INTERVAL_MS;
 		/* (A turn that ended with more to send: no pause, it is a backlog.) */
-		if (pass_sent && sleep_ms > 0)
+		if (pass_sent && pass_rows >= PAUSE_MIN_ROWS && sleep_ms > 0)
 		{
 			pass_interval = Max(pass_interval, LAG_BUDGET_MS -
 								TimestampDifferenceMilliseconds(pass_started, GetCurrentTimestamp()));
