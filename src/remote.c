@@ -262,6 +262,15 @@ send_query(PGconn *conn, const char *sql, int nparams, const char *const *params
 	flush_output(conn);
 }
 
+/* Send SQL that may hold several commands (the simple query protocol). */
+static void
+send_script(PGconn *conn, const char *sql)
+{
+	if (!PQsendQuery(conn, sql))
+		cloud_report(conn, NULL, sql);
+	flush_output(conn);
+}
+
 /* Send a query with parameters and wait for its result. */
 static PGresult *
 send_and_wait(PGconn *conn, const char *sql, int nparams, const char *const *params)
@@ -431,16 +440,22 @@ result_message(PGconn *conn, PGresult *res)
 	return msg;
 }
 
-/* Run a command with parameters; raise the cloud's error on failure. */
-PGresult *
-cloud_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+/* The result of a command that succeeded; the cloud's error is raised. */
+static PGresult *
+succeeded(PGconn *conn, PGresult *res, const char *sql)
 {
-	PGresult   *res = send_and_wait(conn, sql, nparams, params);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 		cloud_report(conn, res, sql);
 	return res;
+}
+
+/* Run a command with parameters; raise the cloud's error on failure. */
+PGresult *
+cloud_exec(PGconn *conn, const char *sql, int nparams, const char *const *params)
+{
+	return succeeded(conn, send_and_wait(conn, sql, nparams, params), sql);
 }
 
 /*
@@ -453,17 +468,8 @@ cloud_exec(PGconn *conn, const char *sql, int nparams, const char *const *params
 PGresult *
 cloud_exec_script(PGconn *conn, const char *sql)
 {
-	PGresult   *res;
-	ExecStatusType st;
-
-	if (!PQsendQuery(conn, sql))
-		cloud_report(conn, NULL, sql);
-	flush_output(conn);
-	res = get_last_result(conn);
-	st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-		cloud_report(conn, res, sql);
-	return res;
+	send_script(conn, sql);
+	return succeeded(conn, get_last_result(conn), sql);
 }
 
 /* A value quoted as an SQL literal for the cloud (palloc'd). */
@@ -550,9 +556,7 @@ cloud_copy_begin(PGconn *conn, const char *copy_sql)
 {
 	PGresult   *res;
 
-	if (!PQsendQuery(conn, copy_sql))
-		cloud_report(conn, NULL, copy_sql);
-	flush_output(conn);
+	send_script(conn, copy_sql);
 	res = get_last_result(conn);
 	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN)
 		return refused_data(conn, res, copy_sql);

@@ -1519,7 +1519,7 @@ typedef struct ReadAhead
 	char	   *schema_name;
 	int64		from;			/* the watermark it starts from */
 	char	   *pending_from;	/* and the pending numbers there */
-	BatchResult result;			/* what reading counted (rows it marked) */
+	BatchResult result;			/* what reading counted (the rows it marked) */
 	Batch		batch;
 } ReadAhead;
 
@@ -1619,7 +1619,6 @@ read_next_batch(void *arg)
 	next->result = &ra->result;
 	init_batch(next);
 	read_batch(next, ra->from, last, floor);
-	ra->result.bytes = next->text.len;
 	MemoryContextSwitchTo(old);
 }
 
@@ -1656,6 +1655,7 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 	Batch		b;
 	int64		hw;
 	int64		last;
+	bool		have_batch = true;
 	char	   *origin;
 	char	   *where;
 	char	   *nsp;
@@ -1727,26 +1727,16 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 								   " the changes still staged after " INT64_FORMAT " are sent again",
 								   hw, known_upto, hw);
 
-	last = sequence_last_value(b.schema);
 	if (read_ahead_fits(ra, conn, schema_name, &b, hw, known_upto, pending_before))
 	{
 		ahead_used = ra;
 		ra = NULL;
-		ahead_used->batch.read_ahead = read_ahead;
 		b = ahead_used->batch;
+		b.read_ahead = read_ahead;
 		b.result = result;
 		result->rejected = ahead_used->result.rejected;
-		result->bytes = ahead_used->result.bytes;
-		result->caught_up = !b.full;
-		last = b.upto;
-		if (b.nchanges > 0)
-		{
-			failover_check_standbys();
-			apply_batch(conn, &b);
-		}
-		mark_locally(&b);
 	}
-	else if (last > hw || b.npending > 0)
+	else if ((last = sequence_last_value(b.schema)) > hw || b.npending > 0)
 	{
 		int64		floor;
 
@@ -1757,11 +1747,16 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 
 		cloud_set_step("replicating %s: reading staged changes", schema_name);
 		read_batch(&b, hw, last, floor);
-		result->caught_up = !b.full;
-		last = b.upto;
 		if (hw < known_upto)
 			report_purged_gap(&b, hw, known_upto, result);
+	}
+	else
+		have_batch = false;
+	drop_read_ahead(&ra);
+	if (have_batch)
+	{
 		result->bytes = b.text.len;
+		result->caught_up = !b.full;
 		if (b.nchanges > 0)
 		{
 			/* A listed standby that cannot confirm fails the batch now. */
@@ -1770,8 +1765,7 @@ replicate_batch(PGconn *conn, const char *schema_name, int64 known_upto,
 		}
 		mark_locally(&b);
 	}
-	drop_read_ahead(&ra);
-	result->upto = Max(last, hw);
+	result->upto = have_batch ? b.upto : hw;
 	result->rows = b.nchanges;
 	result->pending = MemoryContextStrdup(caller_cxt, pending_text(&b));
 	result->lowest_pending = b.npending > 0 ? b.pending[0] : 0;
