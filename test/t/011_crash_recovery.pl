@@ -331,7 +331,10 @@ my $wm_prev = 0;
 my %seen_moment;
 for my $moment (@moments)
 {
-	ensure_backlog(30000);
+	# As in (b): a kill that waits only for the watermark to move (and a
+	# random delay) must still find a backlog, and a worker drains 30,000
+	# keyed upserts in about a second; the blocked moments hold it anyway.
+	ensure_backlog($moment =~ /^moved/ ? 100000 : 30000);
 	# progress since the last kill
 	wait_for($cloud,
 		"SELECT upto > $wm_prev FROM campaign_replication.watermark WHERE schema_name = '$SCHEMA'",
